@@ -1,0 +1,3 @@
+from mj_mcp.cli import main
+
+raise SystemExit(main())

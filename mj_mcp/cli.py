@@ -1,0 +1,113 @@
+"""Command line: flags -> Settings -> run the server, the simulator or the demo. Nothing else.
+
+Every setting is an `MJ_*` environment variable and a flag; flags win. A wrong or missing
+setting prints one line on stderr and exits 2. On stdio, stdout carries JSON-RPC only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mj_mcp import __version__
+from mj_mcp.config import DEFAULT_SIMULATOR_PORT, load_settings
+from mj_mcp.errors import SettingsError
+
+__all__ = ["main"]
+
+EPILOG = """\
+Settings come from MJ_* environment variables (see the README); flags override them.
+Quick start without a key:  mj-mcp demo    or    mj-mcp --simulator"""
+
+# (flag, settings field, argparse options)
+_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--transport", "transport", {"choices": ["stdio", "streamable-http", "sse"], "help": "default: stdio"}),
+    ("--host", "host", {"help": "HTTP bind address (default 127.0.0.1)"}),
+    ("--port", "port", {"help": "HTTP port (default 8000)"}),
+    ("--simulator", "simulator", {"action": "store_true", "default": None, "help": "use the built-in simulator"}),
+    ("--base-url", "base_url", {"help": "MJ_BASE_URL: upstream root URL"}),
+    ("--api-key", "api_key", {"help": "MJ_API_KEY (prefer the environment variable)"}),
+    ("--auth-header", "auth_header", {"help": "bearer | mj-api-secret | authorization"}),
+    ("--mode", "mode", {"help": "fast | relax | turbo (default: the account's)"}),
+    ("--mode-prefix", "mode_prefix", {"help": "'/{mode}' or '/mj-{mode}'"}),
+    ("--output-dir", "output_dir", {"help": "where images are saved; 'off' to disable"}),
+    ("--poll-interval", "poll_interval", {"help": "seconds between status polls"}),
+    ("--wait-timeout", "wait_timeout", {"help": "seconds a waiting tool call waits"}),
+    ("--http-timeout", "http_timeout", {"help": "seconds for one upstream request"}),
+    ("--allowed-dirs", "allowed_dirs", {"help": "folders images may be read from (os.pathsep-separated)"}),
+    ("--max-image-bytes", "max_image_bytes", {"help": "largest image file or download accepted"}),
+    ("--mcp-token", "mcp_token", {"help": "bearer token HTTP clients must send"}),
+    ("--public-url", "public_url", {"help": "address the upstream can call back (notifyHook)"}),
+    ("--read-only", "read_only", {"action": "store_true", "default": None, "help": "only the read tools"}),
+    ("--max-jobs", "max_jobs", {"help": "most jobs this process may start"}),
+    ("--stateless", "stateless", {"action": "store_true", "default": None, "help": "stateless Streamable HTTP"}),
+    ("--allowed-hosts", "allowed_hosts", {"help": "comma-separated Host names HTTP clients may use"}),
+    ("--log-level", "log_level", {"help": "DEBUG | INFO | WARNING | ERROR (stderr)"}),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mj-mcp",
+        description="MCP server for the Midjourney-proxy API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mj-mcp {__version__}")
+    for flag, field, options in _FLAGS:
+        parser.add_argument(flag, dest=field, **options)
+    commands = parser.add_subparsers(dest="command", metavar="{simulate,demo}")
+    simulate = commands.add_parser("simulate", help="run the upstream simulator alone as an HTTP server")
+    simulate.add_argument("--host", dest="sim_host", default="127.0.0.1")
+    simulate.add_argument("--port", dest="sim_port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    simulate.add_argument("--job-seconds", type=float, default=None, help="how long a simulated job takes")
+    simulate.add_argument("--api-key", dest="sim_key", default=None, help="require this key from clients")
+    commands.add_parser("demo", help="a first run: imagine, watch progress, upscale, save the images")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "demo":
+            from mj_mcp.demo import run_demo
+
+            return run_demo()
+        overrides = {field: getattr(args, field) for _, field, _ in _FLAGS}
+        settings = load_settings(**overrides)
+        logging.basicConfig(stream=sys.stderr, level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        from mj_mcp.server import create_server
+
+        server = create_server(settings)
+        if settings.transport == "stdio":
+            server.run("stdio")
+        else:
+            from mj_mcp.transports import serve_http
+
+            serve_http(server, settings)
+    except SettingsError as exc:
+        print(f"mj-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from mj_mcp.simulator import run_simulator
+
+    options: dict[str, Any] = {}
+    if args.job_seconds is not None:
+        if args.job_seconds <= 0:
+            raise SettingsError("--job-seconds must be greater than 0")
+        options["job_seconds"] = args.job_seconds
+    if args.sim_key:
+        options["api_key"] = args.sim_key
+    print(f"mj-mcp simulator on http://{args.sim_host}:{args.sim_port}/mj (Ctrl+C to stop)", file=sys.stderr)
+    run_simulator(args.sim_host, args.sim_port, **options)
+    return 0

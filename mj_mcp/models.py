@@ -1,0 +1,609 @@
+"""Wire models of the midjourney-proxy API: one request model per endpoint, and the replies.
+
+These models are the single source of truth for an endpoint: the client serialises them as
+the request body, the simulator parses them, and the MCP server derives each tool's input
+schema from them. Field names are snake_case in Python and camelCase (the wire names) in JSON.
+
+Reply models are lenient on purpose: real upstreams disagree about nulls, empty strings, number
+vs string ids and extra fields (see docs/upstream-api.md §7), so unknown fields are kept, enum
+fields accept any string, and ids are normalised to strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+# ---------------------------------------------------------------------------------------------
+# Enumerations (as documented; replies accept other strings too)
+
+TASK_ACTIONS: Final = (
+    "IMAGINE",
+    "UPSCALE",
+    "VARIATION",
+    "REROLL",
+    "DESCRIBE",
+    "BLEND",
+    "ZOOM",
+    "PAN",
+    "SHORTEN",
+    "SWAP_FACE",
+    "VIDEO",
+    "EDIT",
+    "UPSCALE_HD",
+)
+TASK_STATUSES: Final = ("NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL")
+FINISHED_STATUSES: Final = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
+
+Mode = Literal["fast", "relax", "turbo"]
+BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
+AccountMode = Literal["RELAX", "FAST", "TURBO"]
+Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
+Motion = Literal["low", "high"]
+ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
+QueryAction = Literal["IMAGINE", "UPSCALE", "VARIATION", "ZOOM", "PAN", "DESCRIBE", "BLEND", "SHORTEN", "SWAP_FACE"]
+QueryStatus = Literal["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL"]
+
+# Return codes (identical in NZ, PLUS and TA)
+CODE_SUCCESS: Final = 1
+CODE_NOT_FOUND: Final = 3
+CODE_VALIDATION: Final = 4
+CODE_FAILURE: Final = 9
+CODE_EXISTED_MODAL: Final = 21
+CODE_IN_QUEUE: Final = 22
+CODE_QUEUE_REJECTED: Final = 23
+CODE_BANNED_PROMPT: Final = 24
+
+IMAGE_FIELDS: Final = frozenset({"base64Array", "base64", "maskBase64", "sourceBase64", "targetBase64", "image"})
+"""Wire names of the fields that carry images (data URI, base64, URL or local path at the tool)."""
+
+
+class WireModel(BaseModel):
+    """Base of the request models: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body for the upstream: wire names, unset and None fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types shared by several requests
+
+NotifyHook = Annotated[
+    str | None,
+    Field(
+        max_length=2000,
+        description="Callback URL the upstream POSTs the task to on every change; leave empty normally.",
+    ),
+]
+State = Annotated[
+    str | None,
+    Field(max_length=255, description="Your own text, echoed back in the task's `state` field."),
+]
+InstanceId = Annotated[str | None, Field(description="Run on this upstream account instance only.")]
+Modes = Annotated[
+    list[AccountMode] | None,
+    Field(description="Only use upstream accounts in these speed modes."),
+]
+Remix = Annotated[bool | None, Field(description="Only use upstream accounts with remix on (or off).")]
+TaskId = Annotated[str, Field(min_length=1, max_length=64, description="Task id, as returned by a submit.")]
+ImageInput = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="An image: data URI, raw base64, an http(s) URL, or a local file path.",
+    ),
+]
+
+
+class _AccountSelection(WireModel):
+    """Fields shared by the PLUS-style submits that pick an upstream account."""
+
+    bot_type: BotType | None = Field(
+        default=None, description="MID_JOURNEY (default) or NIJI_JOURNEY (anime-styled model)."
+    )
+    instance_id: InstanceId = None
+    modes: Modes = None
+    remix: Remix = None
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class ImagineRequest(_AccountSelection):
+    """imagineDTO: `POST /mj/submit/imagine`."""
+
+    prompt: str = Field(
+        min_length=1,
+        max_length=8192,
+        description=(
+            "What to draw, in Midjourney syntax: subject, style, then parameters such as "
+            "--ar 16:9, --v 7, --stylize 250, --no text."
+        ),
+    )
+    base64_array: list[ImageInput] | None = Field(
+        default=None,
+        max_length=5,
+        description="Image prompts (up to 5): data URIs, base64, URLs or file paths.",
+    )
+
+
+class BlendRequest(_AccountSelection):
+    """blendDTO: `POST /mj/submit/blend`."""
+
+    base64_array: list[ImageInput] = Field(
+        min_length=2,
+        max_length=5,
+        description="2 to 5 images to blend: data URIs, base64, URLs or file paths.",
+    )
+    dimensions: Dimensions | None = Field(
+        default=None, description="PORTRAIT (2:3), SQUARE (1:1, default) or LANDSCAPE (3:2)."
+    )
+
+
+class DescribeRequest(_AccountSelection):
+    """describeDTO: `POST /mj/submit/describe`."""
+
+    base64: ImageInput = Field(description="The image to describe: data URI, base64, URL or file path.")
+
+
+class ShortenRequest(_AccountSelection):
+    """shortenDTO: `POST /mj/submit/shorten`."""
+
+    prompt: str = Field(min_length=1, max_length=8192, description="The long prompt to analyse and shorten.")
+
+
+class ActionRequest(WireModel):
+    """actionDTO: `POST /mj/submit/action` (press a button of a finished task)."""
+
+    task_id: TaskId = Field(description="Id of the finished task whose button to press.")
+    custom_id: str = Field(
+        min_length=1,
+        max_length=512,
+        description=(
+            "The button: its customId, or its label/emoji as shown on the task "
+            "(U1-U4, V1-V4, 🔄, 'Vary (Strong)', 'Zoom Out 2x', ⬅️ ...)."
+        ),
+    )
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class ModalRequest(WireModel):
+    """modalDTO: `POST /mj/submit/modal` (confirm a task waiting in MODAL status)."""
+
+    task_id: TaskId = Field(description="Id of the MODAL task returned by action.")
+    prompt: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="Prompt for the job; Custom Zoom needs '--zoom 1..2' in it (e.g. 'cat --zoom 1.5').",
+    )
+    mask_base64: str | None = Field(
+        default=None,
+        description="Vary Region mask (white = repaint): data URI, base64, URL or file path.",
+    )
+
+
+class AccountFilter(WireModel):
+    """Filter: which upstream account runs the job."""
+
+    instance_id: InstanceId = None
+
+
+class SwapFaceRequest(WireModel):
+    """swapFaceDTO: `POST /mj/insight-face/swap`."""
+
+    source_base64: ImageInput = Field(description="The face to use: data URI, base64, URL or file path.")
+    target_base64: ImageInput = Field(
+        description="The picture whose face is replaced: data URI, base64, URL or file path."
+    )
+    account_filter: AccountFilter | None = Field(default=None, description="Pick the upstream account.")
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class VideoRequest(WireModel):
+    """video: `POST /mj/submit/video` (animate an image)."""
+
+    prompt: str = Field(min_length=1, max_length=8192, description="What should happen in the video.")
+    image: str | None = Field(default=None, description="First frame: an image URL, data URI, base64 or file path.")
+    motion: Motion | None = Field(default=None, description="Amount of motion: low (default) or high.")
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class EditsRequest(WireModel):
+    """edits: `POST /mj/submit/edits` (edit an image by instruction)."""
+
+    prompt: str = Field(min_length=1, max_length=8192, description="The edit to make, e.g. 'white background'.")
+    image: ImageInput = Field(description="The image to edit: URL, data URI, base64 or file path.")
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class UploadRequest(WireModel):
+    """upload: `POST /mj/submit/upload-discord-images` (host images, get URLs back)."""
+
+    base64_array: list[ImageInput] = Field(
+        min_length=1, max_length=10, description="Images to upload: data URIs, base64, URLs or file paths."
+    )
+
+
+class ShowRequest(WireModel):
+    """show: `POST /mj/submit/show` (bring back a Midjourney job by its job id)."""
+
+    job_id: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="The Midjourney job id (a UUID) or an image URL that contains it.",
+    )
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class ChangeRequest(WireModel):
+    """changeDTO: `POST /mj/submit/change` (U/V/reroll by index, the older API)."""
+
+    task_id: TaskId = Field(description="Id of the finished grid task.")
+    action: ChangeAction = Field(description="UPSCALE, VARIATION or REROLL.")
+    index: int | None = Field(
+        default=None,
+        ge=1,
+        le=4,
+        description="Which image of the grid (1-4); needed for UPSCALE and VARIATION.",
+    )
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class SimpleChangeRequest(WireModel):
+    """simple-change: `POST /mj/submit/simple-change`."""
+
+    content: str = Field(
+        min_length=1,
+        max_length=128,
+        description="'<taskId> <U1..U4|V1..V4|R>', e.g. '1320098173412546 U2'.",
+    )
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class FetchRequest(WireModel):
+    """show (task): `GET /mj/task/{id}/fetch`."""
+
+    task_id: TaskId
+
+
+class ConditionRequest(WireModel):
+    """conditionDTO: `POST /mj/task/list-by-condition`."""
+
+    ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=500, description="Task ids to look up."
+    )
+
+
+class QueryRequest(WireModel):
+    """The paged query: `POST /mj/task/query` (Spring Data page)."""
+
+    page_number: int = Field(default=0, ge=0, description="Page to read, 0-based.")
+    page_size: int = Field(default=10, ge=1, le=100, description="Tasks per page.")
+    sort: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]+,(asc|desc)$",
+        description="'<field>,asc' or '<field>,desc', e.g. 'submitTime,desc'.",
+    )
+    id: str | None = Field(default=None, description="Only this task id.")
+    ids: list[str] | None = Field(default=None, description="Only these task ids.")
+    action: QueryAction | None = Field(default=None, description="Only tasks of this action.")
+    status: QueryStatus | None = Field(default=None, description="Only tasks in this status.")
+    status_set: list[QueryStatus] | None = Field(default=None, description="Only tasks in one of these statuses.")
+    instance_id: str | None = Field(default=None, description="Only tasks of this account instance.")
+    prompt: str | None = Field(default=None, description="Only tasks whose prompt contains this text.")
+    prompt_en: str | None = Field(default=None, description="Only tasks whose English prompt contains this.")
+    description: str | None = Field(default=None, description="Only tasks whose description contains this.")
+    fail_reason: str | None = Field(default=None, description="Only tasks whose failReason contains this.")
+    state: str | None = Field(default=None, description="Only tasks with this state text.")
+
+
+class TaskIdRequest(WireModel):
+    """Path-only requests: image-seed, cancel."""
+
+    task_id: TaskId
+
+
+class EmptyRequest(WireModel):
+    """Endpoints without a body: list, queue."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoint table: one row per upstream operation
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One upstream operation. `path` may contain `{id}` (filled from the request's task_id)."""
+
+    name: str
+    method: Literal["GET", "POST"]
+    path: str
+    request: type[WireModel]
+    submit: bool
+    """True when the call starts a paid job (never retried; mode prefix applies)."""
+
+
+ENDPOINTS: Final[dict[str, Endpoint]] = {
+    e.name: e
+    for e in (
+        Endpoint("imagine", "POST", "/mj/submit/imagine", ImagineRequest, True),
+        Endpoint("blend", "POST", "/mj/submit/blend", BlendRequest, True),
+        Endpoint("describe", "POST", "/mj/submit/describe", DescribeRequest, True),
+        Endpoint("shorten", "POST", "/mj/submit/shorten", ShortenRequest, True),
+        Endpoint("action", "POST", "/mj/submit/action", ActionRequest, True),
+        Endpoint("modal", "POST", "/mj/submit/modal", ModalRequest, True),
+        Endpoint("swap_face", "POST", "/mj/insight-face/swap", SwapFaceRequest, True),
+        Endpoint("video", "POST", "/mj/submit/video", VideoRequest, True),
+        Endpoint("edit", "POST", "/mj/submit/edits", EditsRequest, True),
+        Endpoint("upload_images", "POST", "/mj/submit/upload-discord-images", UploadRequest, True),
+        Endpoint("show", "POST", "/mj/submit/show", ShowRequest, True),
+        Endpoint("change", "POST", "/mj/submit/change", ChangeRequest, True),
+        Endpoint("simple_change", "POST", "/mj/submit/simple-change", SimpleChangeRequest, True),
+        Endpoint("get_task", "GET", "/mj/task/{id}/fetch", FetchRequest, False),
+        Endpoint("list_tasks", "POST", "/mj/task/list-by-condition", ConditionRequest, False),
+        Endpoint("query_tasks", "POST", "/mj/task/query", QueryRequest, False),
+        Endpoint("recent_tasks", "GET", "/mj/task/list", EmptyRequest, False),
+        Endpoint("task_queue", "GET", "/mj/task/queue", EmptyRequest, False),
+        Endpoint("image_seed", "GET", "/mj/task/{id}/image-seed", TaskIdRequest, False),
+        Endpoint("cancel_task", "POST", "/mj/task/{id}/cancel", TaskIdRequest, False),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies
+
+
+def _none_to_empty_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _none_to_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _id_to_str(value: Any) -> Any:
+    # Ids are numeric strings; some docs print them as JSON numbers. Never do arithmetic on them.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+class ReplyModel(BaseModel):
+    """Base of reply models: wire names, unknown fields kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="allow",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The reply as JSON, with the fields the upstream sent (and defaults we filled in)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class SubmitResult(ReplyModel):
+    """SubmitResultVO: `{code, description, result, properties}`."""
+
+    code: int
+    description: str = ""
+    result: Annotated[str | list[str] | None, BeforeValidator(_id_to_str)] = None
+    properties: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(default_factory=dict)
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _description_text(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _result_items(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [_id_to_str(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+        return value
+
+    @property
+    def task_id(self) -> str | None:
+        """The new task's id (the first one when the upstream returns several)."""
+        if isinstance(self.result, list):
+            return self.result[0] if self.result else None
+        if self.result is None:
+            return None
+        return self.result.split(",")[0].strip() or None
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Every id in `result` (PicReader::all returns a comma-joined list)."""
+        if isinstance(self.result, list):
+            return list(self.result)
+        if not self.result:
+            return []
+        return [part.strip() for part in self.result.split(",") if part.strip()]
+
+    @property
+    def queue_position(self) -> int | None:
+        """Jobs ahead in the queue, when the upstream said (code 22)."""
+        value = self.properties.get("numberOfQueues")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class Button(ReplyModel):
+    """A button on a finished task; press it with `action`."""
+
+    custom_id: str = ""
+    emoji: str = ""
+    label: str = ""
+    style: int = 2
+    type: int = 2
+
+    @field_validator("custom_id", "emoji", "label", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("style", "type", mode="before")
+    @classmethod
+    def _int(cls, value: Any) -> Any:
+        return 2 if value is None else value
+
+    @property
+    def display(self) -> str:
+        """How the button is named to a model: its label, else its emoji, else its customId."""
+        return self.label or self.emoji or self.custom_id
+
+
+class MediaUrl(ReplyModel):
+    """One entry of `imageUrls` / `videoUrls`."""
+
+    url: str = ""
+    thumbnail: str | None = None
+
+
+_PERCENT = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%\s*$")
+
+
+class Task(ReplyModel):
+    """The upstream Task. Every documented field is typed; any other field is kept as sent."""
+
+    id: Annotated[str, BeforeValidator(_id_to_str)] = Field(validation_alias=AliasChoices("id", "taskId"))
+    action: str | None = None
+    status: str | None = None
+    prompt: str | None = None
+    prompt_en: str | None = None
+    description: str | None = None
+    state: str | None = None
+    submit_time: int | None = None
+    start_time: int | None = None
+    finish_time: int | None = None
+    image_url: str | None = None
+    progress: str | None = None
+    fail_reason: str | None = None
+    properties: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(default_factory=dict)
+    buttons: Annotated[list[Button], BeforeValidator(_none_to_empty_list)] = Field(default_factory=lambda: list[Button]())
+    image_urls: list[MediaUrl] | None = None
+    video_url: str | None = None
+    video_urls: list[MediaUrl] | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    bot_type: str | None = None
+    custom_id: str | None = None
+    parent_id: Annotated[str | None, BeforeValidator(_id_to_str)] = None
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{value:g}%"
+        return value
+
+    @field_validator("submit_time", "start_time", "finish_time", "image_width", "image_height", mode="before")
+    @classmethod
+    def _int_or_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return int(value) if value.strip().isdigit() else None
+        if isinstance(value, float) and math.isfinite(value):
+            return int(value)
+        return value
+
+    @property
+    def percent(self) -> int:
+        """Progress as a whole number 0..100 (SUCCESS is 100; unparsable text is 0)."""
+        if self.status == "SUCCESS":
+            return 100
+        match = _PERCENT.match(self.progress or "")
+        if not match:
+            return 0
+        return max(0, min(100, int(float(match.group(1)))))
+
+    @property
+    def finished(self) -> bool:
+        """SUCCESS, FAILURE or CANCEL: nothing will change any more."""
+        return (self.status or "") in FINISHED_STATUSES
+
+    @property
+    def final_prompt(self) -> str | None:
+        value = self.properties.get("finalPrompt")
+        return value if isinstance(value, str) and value else None
+
+    def button(self, wanted: str) -> Button | None:
+        """The button whose customId, label or emoji is `wanted` (labels compare case-insensitively)."""
+        wanted_clean = wanted.strip()
+        for b in self.buttons:
+            if b.custom_id == wanted_clean:
+                return b
+        folded = _fold(wanted_clean)
+        for b in self.buttons:
+            if folded and folded in {_fold(b.label), _fold(b.emoji), _fold(f"{b.emoji} {b.label}")}:
+                return b
+        return None
+
+
+def _fold(text: str) -> str:
+    # Emoji arrive with and without the variation selector (U+FE0F); labels vary in case and spaces.
+    return " ".join(text.replace("\ufe0f", "").split()).casefold()
+
+
+class Page(ReplyModel):
+    """Spring Data page returned by `/mj/task/query`."""
+
+    content: Annotated[list[Task], BeforeValidator(_none_to_empty_list)] = Field(default_factory=lambda: list[Task]())
+    total_elements: int = 0
+    total_pages: int = 0
+    number: int = 0
+    size: int = 0
+    number_of_elements: int = 0
+    first: bool = True
+    last: bool = True
+    empty: bool = True
+
+
+STATUS_ORDER: Final[dict[str, int]] = {
+    "": 0,
+    "MODAL": 0,
+    "NOT_START": 0,
+    "SUBMITTED": 1,
+    "IN_PROGRESS": 3,
+    "FAILURE": 4,
+    "CANCEL": 4,
+    "SUCCESS": 5,
+}
+
+
+def task_order(task: Task) -> float:
+    """Where a task is in its lifecycle; a newer snapshot never has a lower value."""
+    return STATUS_ORDER.get(task.status or "", 2) + (task.percent / 1000 if task.status == "IN_PROGRESS" else 0)

@@ -1,0 +1,336 @@
+"""Waiting for tasks: one poll loop per process, shared by every waiting tool call.
+
+Each waiter registers a task id with the `TaskWatcher`. The watcher's single loop asks the
+upstream about *all* watched ids in one `POST /mj/task/list-by-condition` per tick (chunked),
+falls back to per-task fetches when the upstream lacks that route (found out once and
+remembered), and wakes every waiter after each tick. A waiter reports progress when its task
+changed, and a heartbeat when it has been quiet for `heartbeat` seconds, so clients that reset
+their timeout on progress never time out.
+
+Snapshots only move forward: an update whose status/progress order is lower than what is
+already known (a stale read, a late callback) is ignored.
+
+Time comes from an injected `Clock`, so tests run whole lifecycles without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import anyio
+
+from mj_mcp.client import MjClient
+from mj_mcp.errors import (
+    RateLimitedError,
+    TaskNotFoundError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
+from mj_mcp.models import Task, task_order
+
+__all__ = ["Clock", "SystemClock", "TaskWatcher", "WaitOutcome", "describe_status"]
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE: Final = 100
+FETCH_CONCURRENCY: Final = 8
+QUICK_INTERVAL: Final = 1.0
+"""Poll interval while some task was registered in the last `QUICK_WINDOW` seconds."""
+QUICK_WINDOW: Final = 15.0
+MIN_POLL_GAP: Final = 0.25
+"""Newly watched ids wait at most this long for the shared tick instead of forcing their own."""
+MISSES_BEFORE_GONE: Final = 3
+"""A task missing from this many consecutive polls is reported as gone."""
+
+
+class Clock(Protocol):
+    """Monotonic time in seconds, and a way to wait for it to pass."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+OnUpdate = Callable[[Task], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOutcome:
+    """How a wait ended: the latest snapshot, and whether the timeout ended it."""
+
+    task: Task
+    timed_out: bool
+
+
+@dataclass(eq=False)
+class _Waiter:
+    deadline: float
+    event: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass(eq=False)
+class _Watch:
+    task_id: str
+    added_at: float
+    latest: Task | None = None
+    error: UpstreamError | None = None
+    misses: int = 0
+    waiters: set[_Waiter] = field(default_factory=lambda: set[_Waiter]())
+
+
+def describe_status(task: Task) -> str:
+    """A one-line progress message naming the status, for progress notifications."""
+    status = task.status or "UNKNOWN"
+    if status == "IN_PROGRESS":
+        return f"IN_PROGRESS {task.percent}%"
+    if status == "NOT_START":
+        return "NOT_START (queued upstream)"
+    if status == "SUBMITTED":
+        return "SUBMITTED (waiting for Midjourney to start)"
+    return status
+
+
+class TaskWatcher:
+    """Watches many tasks with one poll loop. Start `run()` in a task group."""
+
+    def __init__(
+        self,
+        client: MjClient,
+        *,
+        interval: float,
+        heartbeat: float,
+        clock: Clock | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._client = client
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.clock: Clock = clock or SystemClock()
+        self._batch_size = batch_size
+        self._watches: dict[str, _Watch] = {}
+        self._wakeup = anyio.Event()
+        self._next_poll = 0.0
+        self._last_poll = float("-inf")
+        self.list_supported: bool | None = None
+        """None until the upstream's answer to list-by-condition is known."""
+        self.polls = 0
+
+    # -- waiting -------------------------------------------------------------------------
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float,
+        on_update: OnUpdate | None = None,
+        initial: Task | None = None,
+    ) -> WaitOutcome:
+        """Wait until the task finishes or `timeout` seconds pass; report changes as they come.
+
+        `on_update` is called for every new snapshot, and again after `heartbeat` quiet seconds.
+        Raises the upstream error that makes further waiting pointless (task gone, key refused).
+        """
+        now = self.clock.now()
+        watch = self._watches.get(task_id)
+        if watch is None:
+            watch = self._watches[task_id] = _Watch(task_id=task_id, added_at=now)
+            # A new id is polled promptly rather than at the next regular tick, but many ids
+            # arriving together still share one request.
+            self._next_poll = min(self._next_poll, max(now, self._last_poll + MIN_POLL_GAP))
+        if initial is not None:
+            self.offer(initial)
+        waiter = _Waiter(deadline=now + timeout)
+        watch.waiters.add(waiter)
+        self._wakeup.set()
+        reported: tuple[str | None, str | None] | None = None
+        last_report = now
+        try:
+            while True:
+                task = watch.latest
+                if task is not None:
+                    key = (task.status, task.progress)
+                    now = self.clock.now()
+                    if key != reported or now - last_report >= self.heartbeat:
+                        reported, last_report = key, now
+                        if on_update is not None:
+                            await on_update(task)
+                    if task.finished or task.status == "MODAL":
+                        # MODAL never moves on its own: it waits for a `modal` call.
+                        return WaitOutcome(task, timed_out=False)
+                if watch.error is not None and _fatal(watch.error):
+                    raise watch.error
+                if self.clock.now() >= waiter.deadline:
+                    if task is None:
+                        # Never saw it at all: one direct read says what it is now.
+                        task = await self._client.fetch(task_id)
+                        self.offer(task)
+                        task = watch.latest or task
+                    return WaitOutcome(task, timed_out=not task.finished)
+                await waiter.event.wait()
+                waiter.event = anyio.Event()
+        finally:
+            watch.waiters.discard(waiter)
+            if not watch.waiters:
+                self._watches.pop(task_id, None)
+
+    def offer(self, task: Task) -> bool:
+        """Take a snapshot from a poll or a callback; True if it moved the task forward."""
+        watch = self._watches.get(task.id)
+        if watch is None:
+            return False
+        watch.misses = 0
+        watch.error = None
+        current = watch.latest
+        if current is not None:
+            if task_order(task) < task_order(current):
+                return False  # stale: progress going down, or SUCCESS followed by IN_PROGRESS
+            if current.finished:
+                return False
+            if (task.status, task.progress, task.image_url) == (
+                current.status,
+                current.progress,
+                current.image_url,
+            ):
+                return False
+        watch.latest = task
+        return True
+
+    @property
+    def watched(self) -> list[str]:
+        return list(self._watches)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The poll loop. Runs until cancelled."""
+        while True:
+            if not self._watches:
+                await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                continue
+            now = self.clock.now()
+            if now >= self._next_poll:
+                await self.poll_once()
+                self._next_poll = self.clock.now() + self._current_interval()
+            self._wake_waiters()
+            delay = self._next_delay()
+            if delay > 0:
+                await self._sleep_or_wakeup(delay)
+
+    async def poll_once(self) -> None:
+        """One tick: read every watched task (one request per chunk), update the watches."""
+        ids = list(self._watches)
+        if not ids:
+            return
+        self.polls += 1
+        self._last_poll = self.clock.now()
+        seen: set[str] = set()
+        if self.list_supported is not False:
+            try:
+                for chunk in _chunks(ids, self._batch_size):
+                    for task in await self._client.list_by_condition(chunk):
+                        seen.add(task.id)
+                        self.offer(task)
+                self.list_supported = True
+            except UpstreamRejectedError as exc:
+                if exc.http_status in (404, 405) and self.list_supported is None:
+                    logger.info("The upstream has no list-by-condition; polling each task instead.")
+                    self.list_supported = False
+                else:
+                    self._fail_all(ids, exc)
+                    return
+            except UpstreamError as exc:
+                self._fail_all(ids, exc)
+                return
+        missing = [i for i in ids if i not in seen]
+        if missing:
+            await self._fetch_each(missing)
+
+    async def _fetch_each(self, ids: list[str]) -> None:
+        limiter = anyio.CapacityLimiter(FETCH_CONCURRENCY)
+
+        async def one(task_id: str) -> None:
+            async with limiter:
+                try:
+                    task = await self._client.fetch(task_id)
+                except TaskNotFoundError as exc:
+                    watch = self._watches.get(task_id)
+                    if watch is not None:
+                        watch.misses += 1
+                        if watch.misses >= MISSES_BEFORE_GONE:
+                            watch.error = exc
+                except UpstreamError as exc:
+                    self._fail_all([task_id], exc)
+                else:
+                    self.offer(task)
+
+        async with anyio.create_task_group() as tg:
+            for task_id in ids:
+                tg.start_soon(one, task_id)
+
+    def _fail_all(self, ids: Iterable[str], error: UpstreamError) -> None:
+        for task_id in ids:
+            watch = self._watches.get(task_id)
+            if watch is not None:
+                watch.error = error
+        if isinstance(error, RateLimitedError):
+            # Slow the whole poller, not just one waiter.
+            self._next_poll = self.clock.now() + max(self.interval, error.retry_after or 0.0)
+
+    def _current_interval(self) -> float:
+        now = self.clock.now()
+        if any(now - w.added_at < QUICK_WINDOW for w in self._watches.values()):
+            return min(self.interval, QUICK_INTERVAL)
+        return self.interval
+
+    def _wake_waiters(self) -> None:
+        for watch in self._watches.values():
+            for waiter in watch.waiters:
+                waiter.event.set()
+
+    def _next_delay(self) -> float:
+        now = self.clock.now()
+        candidates = [self._next_poll, now + self.heartbeat]
+        candidates.extend(w.deadline for watch in self._watches.values() for w in watch.waiters)
+        return max(0.0, min(candidates) - now)
+
+    async def _sleep_or_wakeup(self, delay: float) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def sleeper() -> None:
+                await self.clock.sleep(delay)
+                tg.cancel_scope.cancel()
+
+            async def waker() -> None:
+                await self._wakeup.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(sleeper)
+            tg.start_soon(waker)
+        if self._wakeup.is_set():
+            self._wakeup = anyio.Event()
+
+
+def _fatal(error: UpstreamError) -> bool:
+    """Errors that waiting longer cannot cure (transient ones just keep the waiter waiting)."""
+    return not isinstance(error, UpstreamUnavailableError | RateLimitedError)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

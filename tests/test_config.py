@@ -1,0 +1,157 @@
+"""Settings: every MJ_* variable parses, and every wrong one is one clear line with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mj_mcp.cli import main
+from mj_mcp.config import DEFAULT_WAIT_TIMEOUT, default_output_dir, load_settings
+from mj_mcp.errors import SettingsError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MJ_"):
+            monkeypatch.delenv(name)
+
+
+def test_settings_read_every_variable_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "MJ_BASE_URL": "https://api.openai-hk.com/",
+        "MJ_API_KEY": " hk-secret ",
+        "MJ_AUTH_HEADER": "MJ-API-SECRET",
+        "MJ_MODE": "Relax",
+        "MJ_MODE_PREFIX": "/mj-{mode}",
+        "MJ_OUTPUT_DIR": str(tmp_path / "out"),
+        "MJ_POLL_INTERVAL": "1.5",
+        "MJ_WAIT_TIMEOUT": "90",
+        "MJ_ALLOWED_DIRS": f"{tmp_path}/a:{tmp_path}/b",
+        "MJ_MCP_TOKEN": "tok",
+        "MJ_PUBLIC_URL": "http://example.com:9000",
+        "MJ_READ_ONLY": "1",
+        "MJ_MAX_JOBS": "3",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    s = load_settings()
+    assert s.base_url == "https://api.openai-hk.com"
+    assert s.api_key is not None and s.api_key.get_secret_value() == "hk-secret"
+    assert s.auth_header == "mj-api-secret"
+    assert s.mode == "relax"
+    assert s.mode_prefix == "/mj-{mode}"
+    assert s.output_dir == tmp_path / "out"
+    assert s.poll_interval == 1.5
+    assert s.wait_timeout == 90
+    assert s.allowed_dirs == [tmp_path / "a", tmp_path / "b"]
+    assert s.mcp_token is not None
+    assert s.public_url == "http://example.com:9000"
+    assert s.read_only is True
+    assert s.max_jobs == 3
+
+
+def test_defaults_need_no_key_with_the_simulator() -> None:
+    s = load_settings(simulator=True)
+    assert s.auth_header == "bearer"
+    assert s.mode == ""
+    assert s.poll_interval <= 5
+    assert s.wait_timeout == DEFAULT_WAIT_TIMEOUT
+    assert s.output_dir == default_output_dir()
+    assert s.transport == "stdio"
+    assert s.host == "127.0.0.1"
+
+
+def test_output_dir_off_disables_saving(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_OUTPUT_DIR", "off")
+    assert load_settings(simulator=True).output_dir is None
+
+
+def test_readable_dirs_default_to_the_working_dir_and_output_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MJ_OUTPUT_DIR", str(tmp_path / "pics"))
+    dirs = load_settings(simulator=True).readable_dirs
+    assert dirs == [tmp_path.resolve(), (tmp_path / "pics").resolve()]
+
+
+def test_readable_dirs_leave_out_the_home_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path.home())
+    monkeypatch.setenv("MJ_OUTPUT_DIR", "off")
+    assert load_settings(simulator=True).readable_dirs == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MJ_MODE", "warp", "MJ_MODE: must be one of"),
+        ("MJ_POLL_INTERVAL", "abc", "MJ_POLL_INTERVAL"),
+        ("MJ_POLL_INTERVAL", "-1", "MJ_POLL_INTERVAL"),
+        ("MJ_WAIT_TIMEOUT", "0", "MJ_WAIT_TIMEOUT"),
+        ("MJ_AUTH_HEADER", "cookie", "MJ_AUTH_HEADER"),
+        ("MJ_MODE_PREFIX", "/x", "MJ_MODE_PREFIX"),
+        ("MJ_MAX_JOBS", "many", "MJ_MAX_JOBS"),
+        ("MJ_READ_ONLY", "perhaps", "MJ_READ_ONLY"),
+        ("MJ_PUBLIC_URL", "ftp://x", "MJ_PUBLIC_URL: must be an http(s) URL"),
+    ],
+)
+def test_a_wrong_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(simulator=True)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_key_says_which_variables_to_set_and_mentions_the_simulator() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "MJ_BASE_URL and MJ_API_KEY are not set" in text
+    assert "--simulator" in text
+    assert "mj-mcp demo" in text
+
+
+def test_a_bad_base_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_BASE_URL", "api.openai-hk.com")
+    monkeypatch.setenv("MJ_API_KEY", "k")
+    with pytest.raises(SettingsError, match="MJ_BASE_URL: must be an http"):
+        load_settings()
+
+
+def test_the_cli_exits_2_with_one_line_and_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MJ_MODE", "warp")
+    assert main(["--simulator"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("mj-mcp: MJ_MODE")
+    assert "Traceback" not in captured.err
+
+
+def test_the_cli_without_key_exits_2_naming_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "MJ_BASE_URL" in err and "--simulator" in err and "mj-mcp demo" in err
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_MODE", "warp")
+    assert load_settings(simulator=True, mode="fast").mode == "fast"
+
+
+def test_the_cli_prints_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from mj_mcp import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mj-mcp {__version__}"

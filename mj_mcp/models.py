@@ -94,35 +94,28 @@ NotifyHook = Annotated[
     str | None,
     Field(
         max_length=2000,
-        description="Callback URL the upstream POSTs the task to on every change; leave empty normally.",
+        description="Callback URL for task updates (optional).",
     ),
 ]
 State = Annotated[
     str | None,
-    Field(max_length=255, description="Your own text, echoed back in the task's `state` field."),
+    Field(max_length=255, description="Free text echoed in the task."),
 ]
-InstanceId = Annotated[str | None, Field(description="Run on this upstream account instance only.")]
+InstanceId = Annotated[str | None, Field(description="Account instance.")]
 Modes = Annotated[
     list[AccountMode] | None,
-    Field(description="Only use upstream accounts in these speed modes."),
+    Field(description="Allowed account modes."),
 ]
-Remix = Annotated[bool | None, Field(description="Only use upstream accounts with remix on (or off).")]
+Remix = Annotated[bool | None, Field(description="Account remix filter.")]
 TaskId = Annotated[str, Field(min_length=1, max_length=64, description="Task id, as returned by a submit.")]
-ImageInput = Annotated[
-    str,
-    Field(
-        min_length=1,
-        description="An image: data URI, raw base64, an http(s) URL, or a local file path.",
-    ),
-]
+ImageInput = Annotated[str, Field(min_length=1)]
+"""An image: data URI, raw base64, an http(s) URL, or a local file path (field descriptions say so)."""
 
 
 class _AccountSelection(WireModel):
     """Fields shared by the PLUS-style submits that pick an upstream account."""
 
-    bot_type: BotType | None = Field(
-        default=None, description="MID_JOURNEY (default) or NIJI_JOURNEY (anime-styled model)."
-    )
+    bot_type: BotType | None = Field(default=None, description="NIJI_JOURNEY: anime model.")
     instance_id: InstanceId = None
     modes: Modes = None
     remix: Remix = None
@@ -312,17 +305,17 @@ class QueryRequest(WireModel):
         pattern=r"^[A-Za-z]+,(asc|desc)$",
         description="'<field>,asc' or '<field>,desc', e.g. 'submitTime,desc'.",
     )
-    id: str | None = Field(default=None, description="Only this task id.")
-    ids: list[str] | None = Field(default=None, description="Only these task ids.")
-    action: QueryAction | None = Field(default=None, description="Only tasks of this action.")
-    status: QueryStatus | None = Field(default=None, description="Only tasks in this status.")
-    status_set: list[QueryStatus] | None = Field(default=None, description="Only tasks in one of these statuses.")
-    instance_id: str | None = Field(default=None, description="Only tasks of this account instance.")
-    prompt: str | None = Field(default=None, description="Only tasks whose prompt contains this text.")
-    prompt_en: str | None = Field(default=None, description="Only tasks whose English prompt contains this.")
-    description: str | None = Field(default=None, description="Only tasks whose description contains this.")
-    fail_reason: str | None = Field(default=None, description="Only tasks whose failReason contains this.")
-    state: str | None = Field(default=None, description="Only tasks with this state text.")
+    id: str | None = Field(default=None, description="Filter: task id.")
+    ids: list[str] | None = Field(default=None, description="Filter: task ids.")
+    action: QueryAction | None = Field(default=None, description="Filter: action.")
+    status: QueryStatus | None = Field(default=None, description="Filter: status.")
+    status_set: list[QueryStatus] | None = Field(default=None, description="Filter: any of these statuses.")
+    instance_id: str | None = Field(default=None, description="Filter: account instance.")
+    prompt: str | None = Field(default=None, description="Filter: prompt contains.")
+    prompt_en: str | None = Field(default=None, description="Filter: English prompt contains.")
+    description: str | None = Field(default=None, description="Filter: description contains.")
+    fail_reason: str | None = Field(default=None, description="Filter: failReason contains.")
+    state: str | None = Field(default=None, description="Filter: state equals.")
 
 
 class TaskIdRequest(WireModel):
@@ -514,7 +507,9 @@ class Task(ReplyModel):
     progress: str | None = None
     fail_reason: str | None = None
     properties: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(default_factory=dict)
-    buttons: Annotated[list[Button], BeforeValidator(_none_to_empty_list)] = Field(default_factory=lambda: list[Button]())
+    buttons: Annotated[list[Button], BeforeValidator(_none_to_empty_list)] = Field(
+        default_factory=lambda: list[Button]()
+    )
     image_urls: list[MediaUrl] | None = None
     video_url: str | None = None
     video_urls: list[MediaUrl] | None = None

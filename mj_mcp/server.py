@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
@@ -34,7 +34,7 @@ from mj_mcp import __version__
 from mj_mcp.client import MjClient
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
 from mj_mcp.errors import ButtonNotFoundError, GuardrailError, MjError, TaskNotFoundError
-from mj_mcp.images import ImageLoader, ImageSaver, classify, fit_for_resource, make_preview
+from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, fit_for_resource, make_preview
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ENDPOINTS,
@@ -75,22 +75,21 @@ class JobControls(WireModel):
 
     wait: bool = Field(
         default=True,
-        description="Wait for the job to finish, with progress (default). false: return at once, then use get_task.",
+        description="false: return at once, without waiting.",
     )
     timeout: float | None = Field(
         default=None,
         gt=0,
-        le=86_400,
-        description="Seconds to wait at most (default MJ_WAIT_TIMEOUT); then the running task is returned.",
+        description="Max seconds to wait.",
     )
-    mode: Mode | None = Field(default=None, description="Speed: fast, relax or turbo (default MJ_MODE).")
+    mode: Mode | None = Field(default=None, description="Speed mode.")
 
 
 class WaitControls(WireModel):
     """Control arguments of get_task."""
 
-    wait: bool = Field(default=False, description="true: wait until the task finishes, with progress.")
-    timeout: float | None = Field(default=None, gt=0, le=86_400, description="Seconds to wait at most.")
+    wait: bool = Field(default=False, description="Wait until it finishes, with progress.")
+    timeout: float | None = Field(default=None, gt=0, description="Max seconds to wait.")
 
 
 CONTROL_FIELDS: Final = frozenset({"wait", "timeout", "mode"})
@@ -179,10 +178,10 @@ async def _get_task(
 
 
 async def _upload(app: App, ctx: Context, name: str, request: WireModel, controls: WireModel | None) -> CallToolResult:
-    assert isinstance(request, UploadRequest)
-    request = await _prepare(app, name, request)
+    prepared = await _prepare(app, name, request)
+    assert isinstance(prepared, UploadRequest)
     await _count_job(app, name)
-    urls = await app.client.upload_images(request)
+    urls = await app.client.upload_images(prepared)
     text = "Uploaded. Use these URLs as image prompts (e.g. at the start of an imagine prompt):\n" + "\n".join(urls)
     return json_result(text, {"urls": urls})
 
@@ -369,13 +368,19 @@ async def _media(app: App, task: Task) -> Media | None:
         return None
     media = Media()
     try:
-        data, _mime = await app.client.download(task.image_url)
+        data, mime = await app.client.download(task.image_url)
         preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data)
         media.preview = ImageContent(data=base64.b64encode(preview).decode("ascii"), mime_type=preview_mime)
         saver = app.saver
         if saver is not None:
             grid = task.button("U1") is not None and task.button("V1") is not None
-            saved = await anyio.to_thread.run_sync(lambda: saver.save_task(task.id, task.prompt, data, grid=grid))
+            kind = (task.action or "task").lower()
+
+            def save() -> SavedImages:
+                assert saver is not None
+                return saver.save_task(task.id, data, mime, grid=grid, kind=kind)
+
+            saved = await anyio.to_thread.run_sync(save)
             media.saved = saved.path
             media.quadrants = list(saved.quadrants)
     except MjError as exc:
@@ -403,10 +408,7 @@ def _tasks_result(tasks: list[Task], tool: str, *, missing: list[str] | None = N
 
 # -- the tool table ------------------------------------------------------------------------------
 
-_AFTER_JOB = (
-    " Waits for the result (progress is reported) and returns the task with a preview image, "
-    "the saved file and its buttons."
-)
+_AFTER_JOB = " Waits with progress; returns the image, saved file and buttons."
 
 TOOLS: Final[tuple[ToolSpec, ...]] = (
     ToolSpec(
@@ -428,8 +430,7 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
     ToolSpec(
         "describe",
         "Describe an image",
-        "Get four Midjourney prompts that describe an image (image to text). Returns the prompts; "
-        "use one with imagine.",
+        "Get four prompts describing an image; use one with imagine.",
         "job",
         _job,
     ),
@@ -443,18 +444,18 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
     ToolSpec(
         "action",
         "Press a button",
-        "Press a button of a finished task: 'U1'-'U4' (upscale), 'V1'-'V4' (variations), '🔄' (re-roll), "
-        "'Vary (Subtle)', 'Vary (Strong)', 'Vary (Region)', 'Zoom Out 2x', 'Custom Zoom', pans '⬅️' '➡️' "
-        "'⬆️' '⬇️' ... by label or customId." + _AFTER_JOB + " Some buttons return a MODAL task: then call modal.",
+        "Press a button of a finished task by label or customId: U1-U4 upscale, V1-V4 vary, 🔄 re-roll, "
+        "'Vary (Strong)', 'Zoom Out 2x', ⬅️ ... as listed on the task."
+        + _AFTER_JOB
+        + " A MODAL result needs modal next.",
         "job",
         _job,
     ),
     ToolSpec(
         "modal",
         "Confirm a MODAL task",
-        "Finish a task waiting in MODAL status (after Custom Zoom, Vary (Region), describe/shorten "
-        "numbers, remix): give the prompt (Custom Zoom: with --zoom 1..2) and, for Vary (Region), maskBase64."
-        + _AFTER_JOB,
+        "Finish a MODAL task (after Custom Zoom, Vary (Region), remix): prompt (Custom Zoom: add "
+        "--zoom 1..2); Vary (Region) also needs maskBase64." + _AFTER_JOB,
         "job",
         _job,
     ),
@@ -482,22 +483,21 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
     ToolSpec(
         "upload_images",
         "Upload images",
-        "Upload images to the upstream's host and get their URLs (for image prompts). Creates no task.",
+        "Upload images; returns their URLs (for image prompts). No task.",
         "job",
         _upload,
     ),
     ToolSpec(
         "show",
         "Bring back a job",
-        "Recreate a task from a Midjourney job id (UUID) or an image URL containing it, to press its buttons again."
-        + _AFTER_JOB,
+        "Recreate a task from a Midjourney job id (UUID) or its image URL, to use its buttons." + _AFTER_JOB,
         "job",
         _job,
     ),
     ToolSpec(
         "change",
         "Upscale/vary by index",
-        "Older API for grid tasks: UPSCALE or VARIATION image `index` (1-4), or REROLL. Prefer action." + _AFTER_JOB,
+        "UPSCALE or VARIATION grid image `index` (1-4), or REROLL (older API; prefer action)." + _AFTER_JOB,
         "job",
         _job,
     ),
@@ -558,7 +558,8 @@ def _arguments_model(spec: ToolSpec) -> type[WireModel]:
     controls = _controls_for(spec)
     if controls is None:
         return request
-    return create_model(f"{spec.name}_arguments", __base__=(request, controls), __doc__=request.__doc__)
+    # Base order puts the DTO's fields first in the schema, the controls after them.
+    return create_model(f"{spec.name}_arguments", __base__=(controls, request), __doc__=request.__doc__)
 
 
 def _compact_schema(schema: Any) -> Any:
@@ -584,10 +585,33 @@ def _compact_schema(schema: Any) -> Any:
     return schema
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace `$ref`s to `$defs` by their definitions (our models are not recursive)."""
+    if isinstance(node, dict):
+        source = cast(dict[str, Any], node)
+        ref = source.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in source.items() if k != "$ref"}
+            target = cast(dict[str, Any], defs[ref.removeprefix("#/$defs/")])
+            return _inline_refs({**target, **rest}, defs)
+        return {k: _inline_refs(v, defs) for k, v in source.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in cast(list[Any], node)]
+    return node
+
+
 def _input_schema(model: type[WireModel]) -> dict[str, Any]:
-    schema = cast(dict[str, Any], _compact_schema(model.model_json_schema(by_alias=True)))
+    raw = model.model_json_schema(by_alias=True)
+    defs = cast(dict[str, Any], raw.pop("$defs", {}))
+    schema = cast(dict[str, Any], _compact_schema(_inline_refs(raw, defs)))
     schema.pop("description", None)
+    # Unknown arguments are still refused by the model at call time, with a message naming them.
+    schema.pop("additionalProperties", None)
     schema["type"] = "object"
+    # Required fields first: the order a model reads them in is the order it fills them in.
+    required = set(schema.get("required", []))
+    properties = cast(dict[str, Any], schema.get("properties", {}))
+    schema["properties"] = dict(sorted(properties.items(), key=lambda kv: kv[0] not in required))
     return schema
 
 
@@ -615,7 +639,7 @@ def _build_tool(spec: ToolSpec, holder: _Holder) -> Tool:
             return error_result(_format_validation(spec.name, exc))
         dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
         request = request_model.model_validate({k: v for k, v in dumped.items() if k in request_fields})
-        controls = cast(WireModel, parsed) if has_controls else None
+        controls = parsed if has_controls else None
         try:
             return await spec.handler(app, ctx, spec.name, request, controls)
         except MjError as exc:
@@ -630,10 +654,10 @@ def _build_tool(spec: ToolSpec, holder: _Holder) -> Tool:
                 "persists, check the server log."
             )
 
+    # Only hints that differ from the spec's defaults (every byte of tools/list is paid per turn).
     annotations = ToolAnnotations(
-        title=spec.title,
-        read_only_hint=spec.kind == "read",
-        destructive_hint=spec.kind == "destructive" or (False if spec.kind == "job" else None),
+        read_only_hint=True if spec.kind == "read" else None,
+        destructive_hint={"job": False, "destructive": True}.get(spec.kind),
         idempotent_hint=True if spec.kind == "read" else None,
         open_world_hint=True,
     )
@@ -665,7 +689,7 @@ def create_server(
     tools = [_build_tool(spec, holder) for spec in TOOLS if not (settings.read_only and spec.kind != "read")]
 
     @asynccontextmanager
-    async def lifespan(_server: MCPServer[App]) -> AsyncIterator[App]:
+    async def lifespan(_server: MCPServer[App]) -> AsyncGenerator[App]:
         owned = client is None
         mj = client or _client_from_settings(settings)
         loader = image_loader or ImageLoader(settings.readable_dirs, settings.max_image_bytes)

@@ -85,9 +85,7 @@ def _security(settings: Settings) -> TransportSecuritySettings:
             continue
         hosts.extend([host, f"{host}:*"])
         origins.extend([f"http://{host}", f"https://{host}", f"http://{host}:*", f"https://{host}:*"])
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
 def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:

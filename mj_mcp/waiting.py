@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from mj_mcp.client import MjClient
 from mj_mcp.errors import (
@@ -231,6 +232,9 @@ class TaskWatcher:
             delay = self._next_delay()
             if delay > 0:
                 await self._sleep_or_wakeup(delay)
+            else:
+                # Let the woken waiters run (and leave) before the next round.
+                await anyio.lowlevel.checkpoint()
 
     async def poll_once(self) -> None:
         """One tick: read every watched task (one request per chunk), update the watches."""
@@ -306,7 +310,8 @@ class TaskWatcher:
     def _next_delay(self) -> float:
         now = self.clock.now()
         candidates = [self._next_poll, now + self.heartbeat]
-        candidates.extend(w.deadline for watch in self._watches.values() for w in watch.waiters)
+        # Passed deadlines are the waiters' to act on; they must not make this loop spin.
+        candidates.extend(w.deadline for watch in self._watches.values() for w in watch.waiters if w.deadline > now)
         return max(0.0, min(candidates) - now)
 
     async def _sleep_or_wakeup(self, delay: float) -> None:

@@ -40,7 +40,8 @@ def test_settings_read_every_variable_from_the_environment(monkeypatch: pytest.M
         monkeypatch.setenv(key, value)
     s = load_settings()
     assert s.base_url == "https://api.openai-hk.com"
-    assert s.api_key is not None and s.api_key.get_secret_value() == "hk-secret"
+    assert s.api_key is not None
+    assert s.api_key.get_secret_value() == "hk-secret"
     assert s.auth_header == "mj-api-secret"
     assert s.mode == "relax"
     assert s.mode_prefix == "/mj-{mode}"
@@ -140,7 +141,9 @@ def test_the_cli_exits_2_with_one_line_and_no_traceback(
 def test_the_cli_without_key_exits_2_naming_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     err = capsys.readouterr().err
-    assert "MJ_BASE_URL" in err and "--simulator" in err and "mj-mcp demo" in err
+    assert "MJ_BASE_URL" in err
+    assert "--simulator" in err
+    assert "mj-mcp demo" in err
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

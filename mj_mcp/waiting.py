@@ -227,7 +227,8 @@ class TaskWatcher:
             now = self.clock.now()
             if now >= self._next_poll:
                 await self.poll_once()
-                self._next_poll = self.clock.now() + self._current_interval()
+                # max(): a 429 during the poll may already have pushed the next poll further out.
+                self._next_poll = max(self._next_poll, self.clock.now() + self._current_interval())
             self._wake_waiters()
             delay = self._next_delay()
             if delay > 0:

@@ -36,6 +36,7 @@ async def _demo(out: TextIO) -> int:
     env.pop("MJ_BASE_URL", None)
     env.pop("MJ_API_KEY", None)
     env.setdefault("MJ_POLL_INTERVAL", "0.5")
+    env.setdefault("MJ_SIM_JOB_SECONDS", "5")
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "mj_mcp", "--simulator"], env={**env, "PYTHONUNBUFFERED": "1"}
     )

@@ -23,13 +23,13 @@ Two guards stand between a tool argument and this machine's surroundings:
   us inward. Redirects are followed by hand, at most `MAX_REDIRECTS`, each hop checked again.
   Requests carry no credentials, no cookies and ignore proxy environment variables.
 
-Outputs. `make_preview` makes the ``image`` content item (≤ 1568 px, ≤ 1 MiB), `fit_for_resource`
-keeps a resource blob under 8 MiB, `split_grid` cuts a 2×2 grid into its four pictures, and
+Outputs. `make_preview` makes the ``image`` content item (≤ 1568 px, ≤ 1 MiB), `png_for_resource`
+makes the PNG resource blob (under 8 MiB), `split_grid` cuts a 2×2 grid into its four pictures, and
 `ImageSaver` writes files atomically and never over an existing file.
 
 Threading. Decoding with Pillow and writing files block. The ``async`` methods of `ImageLoader`
 do that work in a worker thread themselves. Everything else here is a plain blocking function
-(`make_preview`, `fit_for_resource`, `split_grid`, `ImageSaver.save`, `ImageSaver.save_task`):
+(`make_preview`, `png_for_resource`, `split_grid`, `ImageSaver.save`, `ImageSaver.save_task`):
 call it from async code with ``await anyio.to_thread.run_sync(...)``.
 
 Every refusal is an `ImageInputError` (could not be used) or `ImageRejectedError` (refused on
@@ -80,9 +80,9 @@ __all__ = [
     "Resolver",
     "SavedImages",
     "classify",
-    "fit_for_resource",
     "image_mime",
     "make_preview",
+    "png_for_resource",
     "sanitize_stem",
     "split_grid",
 ]
@@ -340,28 +340,27 @@ def make_preview(
     return encoded, "image/jpeg"
 
 
-def fit_for_resource(data: bytes, mime: str | None = None, *, max_bytes: int = RESOURCE_MAX_BYTES) -> tuple[bytes, str]:
-    """The bytes and MIME type for the ``mj://tasks/{id}/image`` resource, at most `max_bytes`.
+def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> bytes:
+    """The image as PNG of at most `max_bytes`: what ``mj://tasks/{id}/image`` serves.
 
-    An image that already fits is returned unchanged, with the MIME type its content shows
-    (`mime`, what the upstream claimed, is not trusted and only kept for callers). A larger one is
-    re-encoded, WEBP when it has transparency and JPEG otherwise, at falling quality and then
-    size. Blocking: run it in a worker thread.
+    The resource template declares one MIME type, so every image is served as PNG: a PNG that
+    fits is returned unchanged; anything else is converted, and scaled down until it fits.
+    Blocking: run it in a worker thread.
     """
-    if len(data) <= max_bytes:
-        detected, _, _ = _inspect(data, "The image")
-        return data, detected
+    detected, _, _ = _inspect(data, "The image")
+    if detected == "image/png" and len(data) <= max_bytes:
+        return data
     picture = _decoded(data, "The image")
-    if _has_alpha(picture):
-        fmt: Literal["JPEG", "WEBP"] = "WEBP"
-        picture = picture.convert("RGBA")
-    else:
-        fmt = "JPEG"
-        picture = _flatten(picture)
-    encoded = _shrink_to_fit(
-        picture, fmt=fmt, max_side=max(picture.size), max_bytes=max_bytes, qualities=(90, 80, 70, 60)
-    )
-    return encoded, "image/webp" if fmt == "WEBP" else "image/jpeg"
+    if picture.mode not in _PNG_MODES:
+        picture = picture.convert("RGBA" if _has_alpha(picture) else "RGB")
+    while True:
+        buffer = BytesIO()
+        picture.save(buffer, "PNG", optimize=False)
+        encoded = buffer.getvalue()
+        if len(encoded) <= max_bytes or max(picture.size) <= 64:
+            return encoded
+        width, height = picture.size
+        picture = picture.resize((max(1, int(width * 0.75)), max(1, int(height * 0.75))), Image.Resampling.LANCZOS)
 
 
 _PNG_MODES: Final = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})

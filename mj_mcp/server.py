@@ -34,7 +34,7 @@ from mj_mcp import __version__
 from mj_mcp.client import MjClient
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
 from mj_mcp.errors import ButtonNotFoundError, GuardrailError, MjError, TaskNotFoundError
-from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, fit_for_resource, make_preview
+from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, make_preview, png_for_resource
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ENDPOINTS,
@@ -784,7 +784,7 @@ def _register_resources(server: MCPServer[App], holder: _Holder) -> None:
         "mj://tasks/{taskId}/image",
         name="task-image",
         title="A task's image",
-        description="The task's image (full size, re-encoded only if over 8 MiB).",
+        description="The task's image as PNG (full size; scaled down only to stay under 8 MiB).",
         mime_type="image/png",
     )
     async def task_image_resource(taskId: str) -> bytes:
@@ -794,8 +794,8 @@ def _register_resources(server: MCPServer[App], holder: _Holder) -> None:
             task = await app.client.fetch(taskId)
             if not task.image_url:
                 raise ResourceNotFoundError(f"{uri}: task {taskId} has no image (status {task.status}).")
-            data, mime = await app.client.download(task.image_url)
-            data, _ = await anyio.to_thread.run_sync(lambda: fit_for_resource(data, mime))
+            data, _mime = await app.client.download(task.image_url)
+            data = await anyio.to_thread.run_sync(png_for_resource, data)
         except MjError as exc:
             raise _resource_errors(uri, exc) from None
         return data

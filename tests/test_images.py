@@ -30,8 +30,8 @@ from mj_mcp.images import (
     LoadedImage,
     classify,
     default_resolver,
-    fit_for_resource,
     make_preview,
+    png_for_resource,
     sanitize_stem,
     split_grid,
 )
@@ -1184,35 +1184,38 @@ def test_make_preview_gives_up_on_an_impossible_byte_limit() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# fit_for_resource
+# png_for_resource
 # ---------------------------------------------------------------------------------------------
 
 
-def test_fit_for_resource_returns_a_fitting_image_unchanged_with_its_real_type() -> None:
+def test_png_for_resource_returns_a_fitting_png_unchanged() -> None:
     original = png((30, 30))
-    assert fit_for_resource(original, "image/jpeg") == (original, "image/png")
+    assert png_for_resource(original) == original
 
 
-def test_fit_for_resource_reencodes_a_large_image_as_jpeg_to_fit() -> None:
+def test_png_for_resource_converts_other_formats_to_png() -> None:
+    converted = png_for_resource(jpeg((40, 30)))
+    assert decode(converted).format == "PNG"
+    assert decode(converted).size == (40, 30)
+
+
+def test_png_for_resource_scales_a_large_image_down_to_fit() -> None:
     original = encode(noise((800, 800)), "PNG")
-    fitted, mime = fit_for_resource(original, "image/png", max_bytes=150_000)
-    assert mime == "image/jpeg"
-    assert len(fitted) <= 150_000
-    assert decode(fitted).format == "JPEG"
-
-
-def test_fit_for_resource_keeps_transparency_as_webp() -> None:
-    original = encode(noise((600, 600), "RGBA"), "PNG")
-    fitted, mime = fit_for_resource(original, None, max_bytes=200_000)
-    assert mime == "image/webp"
+    fitted = png_for_resource(original, max_bytes=200_000)
     assert len(fitted) <= 200_000
-    assert decode(fitted).mode == "RGBA"
+    assert decode(fitted).format == "PNG"
+    assert max(decode(fitted).size) < 800
+
+
+def test_png_for_resource_keeps_transparency() -> None:
+    original = encode(noise((64, 64), "RGBA"), "WEBP")
+    assert decode(png_for_resource(original)).mode == "RGBA"
 
 
 @pytest.mark.parametrize("max_bytes", [8 * 1024 * 1024, 5])
-def test_fit_for_resource_refuses_data_that_is_not_an_image(max_bytes: int) -> None:
+def test_png_for_resource_refuses_data_that_is_not_an_image(max_bytes: int) -> None:
     with pytest.raises(ImageInputError):
-        fit_for_resource(b"<html>nope</html>", "image/png", max_bytes=max_bytes)
+        png_for_resource(b"<html>nope</html>", max_bytes=max_bytes)
 
 
 # ---------------------------------------------------------------------------------------------

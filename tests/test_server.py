@@ -622,10 +622,10 @@ async def test_task_resources_read_the_task_and_its_image(client: Client) -> Non
     assert json.loads(contents[0].text)["id"] == grid["id"]
     image = (await client.read_resource(f"mj://tasks/{grid['id']}/image")).contents[0]
     assert isinstance(image, BlobResourceContents)
-    assert image.mime_type.startswith("image/")
+    assert image.mime_type == "image/png"
     blob = base64.b64decode(image.blob)
     assert len(blob) <= 8 * 1024 * 1024
-    Image.open(io.BytesIO(blob)).verify()
+    assert Image.open(io.BytesIO(blob)).format == "PNG"
 
 
 async def test_page_recent_and_queue_resources_read_as_json(client: Client) -> None:
@@ -678,3 +678,44 @@ async def test_the_prompt_helps_write_a_midjourney_prompt(client: Client) -> Non
     assert "a cat astronaut" in message.text
     assert "--ar 16:9" in message.text
     assert "--stylize" in message.text
+
+
+# -- image arguments given as URLs ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def url_client(settings: Settings, mj: Any, clock: FakeClock, mode: str) -> Any:
+    import httpx2
+
+    from mj_mcp.images import ImageLoader
+    from mj_mcp.server import create_server
+
+    async def serve(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=png_bytes("purple"), headers={"Content-Type": "image/png"})
+
+    async def resolve(host: str) -> list[str]:
+        return ["93.184.216.34"]  # a public address, so the guard lets it through
+
+    assert settings.allowed_dirs
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(serve))
+    loader = ImageLoader(settings.allowed_dirs, http=http, resolver=resolve)
+    async with http, Client(create_server(settings, mj, clock=clock, image_loader=loader), mode=mode) as c:  # type: ignore[arg-type]
+        yield c
+
+
+async def test_imagine_puts_image_urls_at_the_front_of_the_prompt(url_client: Client, sim: Simulator) -> None:
+    url = "https://img.example.com/cat.png"
+    result = await call(url_client, "imagine", {"prompt": "a cat", "base64Array": [url, data_uri()]})
+    assert not result.is_error, text(result)
+    (task,) = sim.tasks.values()
+    # The upstream puts its uploads of the data URIs first, then our URL, then the words.
+    assert task.prompt is not None
+    assert task.prompt.endswith(f"{url} a cat")
+    assert task.prompt.startswith("http://sim.test/sim/uploads/")
+
+
+async def test_describe_downloads_an_image_url_and_sends_its_bytes(url_client: Client, sim: Simulator) -> None:
+    result = await call(url_client, "describe", {"base64": "https://img.example.com/cat.png"})
+    assert not result.is_error, text(result)
+    (task,) = sim.tasks.values()
+    assert task.source_url is not None and task.source_url.startswith("http://sim.test/sim/")

@@ -360,7 +360,8 @@ def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> byt
         if len(encoded) <= max_bytes or max(picture.size) <= 64:
             return encoded
         width, height = picture.size
-        picture = picture.resize((max(1, int(width * 0.75)), max(1, int(height * 0.75))), Image.Resampling.LANCZOS)
+        picture = picture.copy()
+        picture.thumbnail((max(1, width * 3 // 4), max(1, height * 3 // 4)), Image.Resampling.LANCZOS)
 
 
 _PNG_MODES: Final = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})

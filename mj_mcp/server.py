@@ -282,6 +282,10 @@ async def _prepare(app: App, name: str, request: WireModel) -> WireModel:
             value = getattr(request, attr, None)
             if value is None:
                 continue
+            if not value:
+                # The seeds' examples send "" and [] for "none"; the upstream must not get a bad image.
+                updates[attr] = None
+                continue
             if isinstance(value, list):
                 items = cast(list[str], value)
                 updates[attr] = [await images.to_data_uri(v) for v in items]

@@ -719,3 +719,13 @@ async def test_describe_downloads_an_image_url_and_sends_its_bytes(url_client: C
     assert not result.is_error, text(result)
     (task,) = sim.tasks.values()
     assert task.source_url is not None and task.source_url.startswith("http://sim.test/sim/")
+
+
+async def test_empty_optional_image_fields_are_treated_as_absent(client: Client) -> None:
+    grid = await imagine(client)
+    upscale = (await press(client, grid["id"], "U1")).structured_content
+    assert upscale is not None
+    modal = (await press(client, upscale["id"], "Custom Zoom")).structured_content
+    assert modal is not None
+    done = await call(client, "modal", {"taskId": modal["id"], "prompt": "fox --zoom 2", "maskBase64": ""})
+    assert not done.is_error, text(done)

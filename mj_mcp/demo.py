@@ -72,8 +72,13 @@ async def _demo(out: TextIO) -> int:
                 say(_text(upscale))
                 return 1
             say(_text(upscale))
+    saved = [line.removeprefix("Saved: ") for line in _text(upscale).splitlines() if line.startswith("Saved: ")]
     say()
-    say("Done. Try next:")
+    if saved:
+        say(f"Done. The images are in {os.path.dirname(saved[0])} (the upscale: {saved[0]}).")
+    else:
+        say("Done. Saving is off (MJ_OUTPUT_DIR=off); the image URLs are above.")
+    say("Try next:")
     say("  - add it to your MCP client: see the README (Claude Desktop, Claude Code, Cursor, VS Code)")
     say("  - real images: set MJ_BASE_URL and MJ_API_KEY, then run `mj-mcp`")
     return 0

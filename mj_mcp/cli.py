@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -85,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         server = create_server(settings)
         if settings.transport == "stdio":
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
             server.run("stdio")
         else:
             from mj_mcp.transports import serve_http
@@ -96,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM on stdio: end at once with exit code 0 and no traceback.
+
+    The stdio reader blocks on stdin in a worker thread, so an orderly shutdown could wait for
+    input that never comes. Nothing is lost by stopping here: saved images are published
+    atomically (temporary file, then link) and each audit line is a single write.
+    """
+    os._exit(0)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from pydantic import ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 
 from mj_mcp import __version__
+from mj_mcp.audit import AuditLog
 from mj_mcp.client import MjClient
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
 from mj_mcp.errors import ButtonNotFoundError, GuardrailError, MjError, TaskNotFoundError
@@ -118,6 +119,7 @@ class App:
     saver: ImageSaver | None
     jobs_started: int = 0
     job_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    audit: AuditLog | None = None
 
 
 class _Holder:
@@ -158,6 +160,10 @@ async def _job(app: App, ctx: Context, name: str, request: WireModel, controls: 
     task_id = result.task_id
     assert task_id is not None  # the client guarantees an id for accepted submits
     logger.info("Submitted %s as task %s (code %s)", name, task_id, result.code)
+    if app.audit is not None:
+        await app.audit.record(
+            name, task_id, prompt=getattr(request, "prompt", None), mode=controls.mode or app.client.mode
+        )
     if result.code == CODE_EXISTED_MODAL:
         return await _modal_result(app, name, task_id, request)
     if not controls.wait:
@@ -182,6 +188,8 @@ async def _upload(app: App, ctx: Context, name: str, request: WireModel, control
     assert isinstance(prepared, UploadRequest)
     await _count_job(app, name)
     urls = await app.client.upload_images(prepared)
+    if app.audit is not None:
+        await app.audit.record(name, None, mode=app.client.mode)
     text = "Uploaded. Use these URLs as image prompts (e.g. at the start of an imagine prompt):\n" + "\n".join(urls)
     return json_result(text, {"urls": urls})
 
@@ -704,7 +712,8 @@ def create_server(
             clock=clock,
         )
         saver = ImageSaver(settings.output_dir) if settings.output_dir is not None else None
-        app = App(settings=settings, client=mj, watcher=watcher, images=loader, saver=saver)
+        audit = AuditLog(settings.output_dir) if settings.output_dir is not None else None
+        app = App(settings=settings, client=mj, watcher=watcher, images=loader, saver=saver, audit=audit)
         holder.app = app
         try:
             async with anyio.create_task_group() as tg:

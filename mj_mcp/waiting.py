@@ -26,6 +26,7 @@ import anyio.lowlevel
 
 from mj_mcp.client import MjClient
 from mj_mcp.errors import (
+    ProtocolError,
     RateLimitedError,
     TaskNotFoundError,
     UpstreamError,
@@ -47,6 +48,9 @@ MIN_POLL_GAP: Final = 0.25
 """Newly watched ids wait at most this long for the shared tick instead of forcing their own."""
 MISSES_BEFORE_GONE: Final = 3
 """A task missing from this many consecutive polls is reported as gone."""
+GARBLED_BEFORE_FATAL: Final = 3
+"""Unreadable replies in a row before a wait gives up: one garbled read is a gateway hiccup,
+a steady stream of them means the upstream speaks something we do not understand."""
 
 
 class Clock(Protocol):
@@ -91,6 +95,7 @@ class _Watch:
     latest: Task | None = None
     error: UpstreamError | None = None
     misses: int = 0
+    garbled: int = 0
     waiters: set[_Waiter] = field(default_factory=lambda: set[_Waiter]())
 
 
@@ -195,6 +200,7 @@ class TaskWatcher:
         if watch is None:
             return False
         watch.misses = 0
+        watch.garbled = 0
         watch.error = None
         current = watch.latest
         if current is not None:
@@ -291,8 +297,13 @@ class TaskWatcher:
     def _fail_all(self, ids: Iterable[str], error: UpstreamError) -> None:
         for task_id in ids:
             watch = self._watches.get(task_id)
-            if watch is not None:
-                watch.error = error
+            if watch is None:
+                continue
+            if isinstance(error, ProtocolError):
+                watch.garbled += 1
+                if watch.garbled < GARBLED_BEFORE_FATAL:
+                    continue
+            watch.error = error
         if isinstance(error, RateLimitedError):
             # Slow the whole poller, not just one waiter.
             self._next_poll = self.clock.now() + max(self.interval, error.retry_after or 0.0)

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from mj_mcp.client import MjClient
-from mj_mcp.errors import AuthenticationError, TaskNotFoundError
+from mj_mcp.errors import AuthenticationError, ProtocolError, TaskNotFoundError
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.simulator import Fault, Quirks, Simulator
 from mj_mcp.waiting import SystemClock, TaskWatcher, WaitOutcome, describe_status
@@ -115,6 +115,21 @@ async def test_a_refused_key_during_a_wait_ends_it(sim: Simulator, mj: MjClient,
     sim.api_key = "now-required"
     with anyio.fail_after(10), pytest.raises(AuthenticationError):
         await watcher.wait(task_id, timeout=600)
+
+
+async def test_one_garbled_poll_is_waited_out_but_a_steady_stream_of_them_ends_the_wait(
+    sim: Simulator, mj: MjClient, watcher: TaskWatcher
+) -> None:
+    first = await submit(mj, "first")
+    sim.inject(Fault(path="/list-by-condition", kind="malformed_json", times=1))
+    with anyio.fail_after(10):
+        outcome = await watcher.wait(first, timeout=600)
+    assert outcome.task.status == "SUCCESS"
+
+    second = await submit(mj, "second")
+    sim.inject(Fault(path="/list-by-condition", kind="malformed_json", times=None))
+    with anyio.fail_after(10), pytest.raises(ProtocolError):
+        await watcher.wait(second, timeout=600)
 
 
 async def test_a_429_slows_the_whole_poller_down(sim: Simulator, clock: FakeClock) -> None:

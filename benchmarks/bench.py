@@ -37,6 +37,9 @@ MINIMAL_SERVER = Path(__file__).resolve().parent / "minimal_server.py"
 PYTHON = sys.executable
 
 JOB_SECONDS = 3.0
+RUNNING_JOB_SECONDS = 600.0
+"""Row 4's simulator: its task must still be running at the last call, so that get_task never
+downloads an image (a 3 s job could finish during the calls on a slow machine)."""
 POLL_INTERVAL = 1.0
 STAGGER = 4.0
 # The simulator's timeline (mj_mcp/simulator.py `_PHASES`): fraction of job_seconds at which
@@ -272,6 +275,9 @@ def time_to_tools_list(args: list[str], env: dict[str, str]) -> tuple[float, str
 
 def cold_start(runs: int) -> tuple[list[float], list[float], str]:
     env = child_env(MJ_OUTPUT_DIR="off")
+    # An installed package comes with its .pyc files (pip compiles them); with this variable set
+    # the warm-up could not write them, and every run would also time compiling mj_mcp.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     ours = [PYTHON, "-m", "mj_mcp", "--simulator"]
     minimal = [PYTHON, str(MINIMAL_SERVER)]
     time_to_tools_list(ours, env)  # warm the file cache and .pyc files
@@ -309,9 +315,10 @@ def heavy_imports(ours: list[str], minimal: list[str], env: dict[str, str]) -> s
 
 
 STARTUP_PHASES = """
-import asyncio, json, time
+import anyio, json, time
 t0 = time.perf_counter()
 import mcp.server.mcpserver
+from mcp import Client
 t1 = time.perf_counter()
 from mj_mcp.cli import main
 from mj_mcp.config import load_settings
@@ -319,13 +326,16 @@ from mj_mcp.server import create_server
 t2 = time.perf_counter()
 server = create_server(load_settings(simulator=True, output_dir="off"))
 t3 = time.perf_counter()
-from mj_mcp.simulator import Simulator
-Simulator()
-t4 = time.perf_counter()
-asyncio.run(server.list_tools())
-t5 = time.perf_counter()
+
+async def session():
+    async with Client(server) as client:
+        t4 = time.perf_counter()
+        await client.list_tools()
+        return t4, time.perf_counter()
+
+t4, t5 = anyio.run(session)
 print(json.dumps({"mcp import": t1 - t0, "mj_mcp imports": t2 - t1, "create_server": t3 - t2,
-                  "simulator import + init": t4 - t3, "tools/list schemas": t5 - t4}))
+                  "lifespan (simulator, clients) + initialize": t4 - t3, "tools/list": t5 - t4}))
 """
 
 
@@ -343,7 +353,11 @@ def startup_phases(env: dict[str, str]) -> str:
 # -- 4: tool-call overhead -------------------------------------------------------------------
 
 
-async def overhead(base: str, calls: int, errlog: TextIO) -> tuple[list[float], list[float], list[float]]:
+Calls = tuple[list[float], list[float], list[float], list[float], list[float]]
+
+
+async def overhead(base: str, calls: int, errlog: TextIO) -> Calls:
+    """Direct fetches; get_task and echo over stdio; get_task in memory, and mj-mcp's own share of it."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -379,7 +393,30 @@ async def overhead(base: str, calls: int, errlog: TextIO) -> tuple[list[float], 
             start = time.perf_counter()
             await client.call_tool("echo", {"text": task_id})
             floor.append(time.perf_counter() - start)
-    return direct, through, floor
+    # mj-mcp's own work per call, without pipes or a second server process: get_task through the
+    # in-memory client, minus a direct fetch and minus the minimal server's echo (also in memory),
+    # called in turn so that the machine's drift cancels.
+    in_memory: list[float] = []
+    own: list[float] = []
+    async with MjClient(base, "x") as mj, in_memory_server(base, None) as (client, _server):
+        # Imported after create_server has set up logging (WARNING): a first MCPServer would set
+        # INFO, and every request would then be logged.
+        sys.path.insert(0, str(MINIMAL_SERVER.parent))
+        from minimal_server import server as minimal_server
+
+        async with Client(minimal_server) as echo_client:
+            for i in range(10 + calls):
+                start = time.perf_counter()
+                await client.call_tool("get_task", {"taskId": task_id})
+                got = time.perf_counter()
+                await mj.fetch(task_id)
+                fetched = time.perf_counter()
+                await echo_client.call_tool("echo", {"text": task_id})
+                echoed = time.perf_counter()
+                if i >= 10:  # warm-up
+                    in_memory.append(got - start)
+                    own.append((got - start) - (fetched - got) - (echoed - fetched))
+    return direct, through, floor, in_memory, own
 
 
 # -- 5: peak RSS while blending ----------------------------------------------------------------
@@ -463,7 +500,7 @@ def build_table(
     runs: list[WaitRun],
     latency: WaitRun,
     cold: tuple[list[float], list[float], str],
-    calls: tuple[list[float], list[float], list[float]],
+    calls: Calls,
     rss: dict[str, Any],
 ) -> tuple[str, list[str]]:
     rows: list[tuple[str, str, str, str]] = []
@@ -514,7 +551,7 @@ def build_table(
     )
     if heavy:
         notes.append(f"Imported at start by `mj-mcp --simulator` but not by the minimal server: {heavy}.")
-    direct, through, floor = calls
+    direct, through, floor, in_memory, own = calls
     d50, d99, t50, t99 = pct(direct, 0.5), pct(direct, 0.99), pct(through, 0.5), pct(through, 0.99)
     rows.append(
         (
@@ -530,6 +567,11 @@ def build_table(
         f"Row 4 floor: a trivial `echo` tool of the minimal MCPServer over stdio takes {ms(pct(floor, 0.5))} p50 / "
         f"{ms(pct(floor, 0.99))} p99 per call from the same client; get_task's overhead minus that floor is "
         f"{ms2(share)} at p50" + (" (within the run-to-run noise)." if abs(share) < 0.5e-3 else ".")
+    )
+    notes.append(
+        f"Row 4 without stdio: get_task through the in-memory client takes {ms(pct(in_memory, 0.5))} p50; minus a "
+        f"direct fetch and the minimal server's `echo` (in memory too), called in turn, mj-mcp's own work "
+        f"(argument validation, rendering the result) is {ms2(pct(own, 0.5))} per call at p50."
     )
     ok = rss["peak"] <= 300 and rss["status"] == "SUCCESS"
     rows.append(
@@ -579,8 +621,8 @@ def main() -> int:
         latency = anyio.run(waiting_run, base, latency_tasks, STAGGER)
         done()
         done = section("4 tool-call overhead")
-        with open(os.devnull, "w") as errlog:
-            calls = anyio.run(overhead, base, call_count, errlog)
+        with simulator_process(RUNNING_JOB_SECONDS) as running, open(os.devnull, "w") as errlog:
+            calls = anyio.run(overhead, running, call_count, errlog)
         done()
         done = section("5 blend RSS")
         rss = blend_rss(base)

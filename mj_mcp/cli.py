@@ -85,14 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(stream=sys.stderr, level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
         from mj_mcp.server import create_server
 
-        server = create_server(settings)
         if settings.transport == "stdio":
+            server = create_server(settings)
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
             server.run("stdio")
         else:
+            from mj_mcp.callbacks import CallbackReceiver
             from mj_mcp.transports import serve_http
 
-            serve_http(server, settings)
+            # On HTTP the callback route lives in the same app as /mcp.
+            callbacks = CallbackReceiver(settings.public_url) if settings.public_url else None
+            server = create_server(settings, callbacks=callbacks)
+            serve_http(server, settings, callbacks=callbacks)
     except SettingsError as exc:
         print(f"mj-mcp: {exc}", file=sys.stderr)
         return 2

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from itertools import groupby
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar, cast
 from urllib.parse import quote
@@ -90,6 +91,8 @@ BACKOFF_CAP: Final = 8.0
 MAX_RETRY_AFTER: Final = 30.0
 MAX_REPLY_BYTES: Final = 32 * 1024 * 1024
 DEFAULT_DOWNLOAD_BYTES: Final = 64 * 1024 * 1024
+BODY_PIECE_BYTES: Final = 1024 * 1024
+"""A submit body goes out in pieces of at most this size (see `JsonBody`)."""
 
 # Upstream messages are often Chinese; a short English gloss helps every model and reader.
 _GLOSSES: Final[dict[str, str]] = {
@@ -355,9 +358,11 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         return f"{self.base_url}{prefix}{path}"
 
     async def _send_submit(self, endpoint: Endpoint, url: str, body: dict[str, Any]) -> httpx2.Response:
+        payload = JsonBody(body)
+        headers = {**self._headers(), "Content-Type": "application/json", "Content-Length": str(payload.length)}
         for attempt in range(self._read_attempts):
             try:
-                response = await self._http.request(endpoint.method, url, json=body, headers=self._headers())
+                response = await self._http.request(endpoint.method, url, content=payload, headers=headers)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 # The connection never opened, so the upstream cannot have seen the job.
                 if attempt + 1 < self._read_attempts:
@@ -514,7 +519,16 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
                 retry_after=_retry_after(response.headers),
             )
         self._raise_for_http(endpoint, response)
-        result = self._envelope(endpoint, response)
+        try:
+            result = self._envelope(endpoint, response)
+        except ProtocolError as exc:
+            # A 2xx whose body is unreadable may still mean the job was created and paid for.
+            raise ProtocolError(
+                exc.message,
+                http_status=exc.http_status,
+                hint=f"{SubmitOutcomeUnknownError.hint} If this keeps happening, {ProtocolError.hint[0].lower()}"
+                f"{ProtocolError.hint[1:]}",
+            ) from None
         if result.code in ACCEPTED_CODES:
             if endpoint.name != "upload_images" and result.task_id is None:
                 raise SubmitOutcomeUnknownError(
@@ -586,6 +600,79 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
 class _TaskRef(WireModel):
     task_id: str
+
+
+_JSON_ESCAPED: Final = bytes(range(0x20)) + b'"\\'
+"""The ASCII characters JSON does not write as they are."""
+_LONG_TEXT: Final = 64 * 1024
+
+
+def _dumps(value: Any) -> bytes:
+    # Exactly what httpx2 sends for json=: the bytes on the wire stay the same.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _plain_ascii(text: str) -> bool:
+    """Whether JSON writes `text` between its quotes unchanged, one byte per character."""
+    if not text.isascii():
+        return False
+    for start in range(0, len(text), BODY_PIECE_BYTES):
+        piece = text[start : start + BODY_PIECE_BYTES].encode("ascii")
+        if len(piece.translate(None, _JSON_ESCAPED)) != len(piece):
+            return False
+    return True
+
+
+class JsonBody:
+    """A request body in JSON that is encoded as it is sent, one piece at a time.
+
+    Why: a blend carries up to five images of up to 10 MiB as base64 data URIs, about 70 MB of
+    text. `json=` makes the whole JSON text, then its UTF-8 bytes, and the connection stack copies
+    those bytes again while sending, so the peak held several copies of the images. Here a long
+    string that JSON leaves unchanged (base64 is such a string) stays the `str` the request already
+    holds and is encoded `BODY_PIECE_BYTES` at a time as the connection takes it; everything else
+    is encoded up front. The bytes sent are those of `json=`, and `length` is known beforehand, so
+    the request still carries Content-Length. Not a generator: every attempt iterates it afresh.
+    """
+
+    def __init__(self, value: Any) -> None:
+        pieces: list[bytes | str] = []
+        _json_pieces(value, pieces)
+        self._pieces: list[bytes | str] = []
+        for is_text, run in groupby(pieces, key=lambda piece: isinstance(piece, str)):
+            if is_text:
+                self._pieces.extend(run)
+            else:
+                self._pieces.append(b"".join(cast(Iterator[bytes], run)))
+        # A str piece is plain ASCII: one byte per character.
+        self.length = sum(len(piece) for piece in self._pieces)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            for start in range(0, len(piece), BODY_PIECE_BYTES):
+                part = piece[start : start + BODY_PIECE_BYTES]
+                yield part.encode("ascii") if isinstance(part, str) else part
+
+
+def _json_pieces(value: Any, out: list[bytes | str]) -> None:
+    """Append `value` as JSON to `out`: bytes, or a long plain-ASCII str to encode later."""
+    if isinstance(value, str) and len(value) >= _LONG_TEXT and _plain_ascii(value):
+        out.extend((b'"', value, b'"'))
+    elif isinstance(value, dict) and all(isinstance(key, str) for key in cast(dict[Any, Any], value)):
+        out.append(b"{")
+        for number, (key, item) in enumerate(cast(dict[str, Any], value).items()):
+            out.append((b"," if number else b"") + _dumps(key) + b":")
+            _json_pieces(item, out)
+        out.append(b"}")
+    elif isinstance(value, list | tuple):
+        out.append(b"[")
+        for number, item in enumerate(cast(list[Any] | tuple[Any, ...], value)):
+            if number:
+                out.append(b",")
+            _json_pieces(item, out)
+        out.append(b"]")
+    else:
+        out.append(_dumps(value))
 
 
 _NOT_JSON: Final = object()

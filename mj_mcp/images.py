@@ -54,17 +54,21 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, Self, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, Self, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
 import httpx2
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mj_mcp import __version__
 from mj_mcp.config import DEFAULT_MAX_IMAGE_BYTES
 from mj_mcp.errors import ImageInputError, ImageRejectedError
+
+if TYPE_CHECKING:
+    # Pillow is imported where pictures are decoded, not here: importing it costs tens of
+    # milliseconds that the server's start (up to its first tools/list answer) need not pay.
+    from PIL import Image
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -209,6 +213,8 @@ def _open(data: bytes, what: str = "The data") -> Image.Image:
     is that the "error" filter for DecompressionBombWarning outlives the block, which is the
     hardening we want anyway.
     """
+    from PIL import Image, UnidentifiedImageError
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -251,6 +257,8 @@ def _decoded(data: bytes, what: str) -> Image.Image:
 
 
 def _decoded_from(image: Image.Image, what: str) -> Image.Image:
+    from PIL import Image, ImageOps
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -268,6 +276,8 @@ def _has_alpha(image: Image.Image) -> bool:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited onto white (JPEG has no alpha)."""
+    from PIL import Image
+
     if _has_alpha(image):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -291,6 +301,8 @@ def _shrink_to_fit(
     qualities: Iterable[int],
 ) -> bytes:
     """Encode at falling quality, then at falling size, until the result fits in `max_bytes`."""
+    from PIL import Image
+
     steps = tuple(qualities)
     if max(image.size) > max_side:
         image = image.copy()
@@ -347,6 +359,8 @@ def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> byt
     fits is returned unchanged; anything else is converted, and scaled down until it fits.
     Blocking: run it in a worker thread.
     """
+    from PIL import Image
+
     detected, _, _ = _inspect(data, "The image")
     if detected == "image/png" and len(data) <= max_bytes:
         return data
@@ -504,10 +518,11 @@ _OK_CONTENT_TYPES: Final = ("application/octet-stream", "binary/octet-stream", "
 class ImageLoader:
     """Turns image arguments into checked image bytes. See the module docstring for the guards.
 
-    `http`: the client used for downloads. When None the loader makes its own (no auth, no
-    cookies, proxies from the environment ignored) and closes it in `aclose`. Either way each
-    request is built from scratch, so a shared client's default headers, auth and cookies are
-    never sent. `resolver`: host name → IP addresses (tests inject a fake).
+    `http`: the client used for downloads. When None the loader makes its own at the first
+    download (no auth, no cookies, proxies from the environment ignored) and closes it in
+    `aclose`. Either way each request is built from scratch, so a shared client's default
+    headers, auth and cookies are never sent. `resolver`: host name → IP addresses (tests
+    inject a fake).
     """
 
     def __init__(
@@ -521,14 +536,20 @@ class ImageLoader:
     ) -> None:
         self.allowed_dirs = self._resolve_dirs(allowed_dirs)
         self.max_bytes = max_bytes
-        self._owns_http = http is None
-        self._http = http or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._shared_http = http
+        self._own_http: httpx2.AsyncClient | None = None
         self._timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
         self._resolver: Resolver = resolver or default_resolver
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        # Our own client is made on first download: building one loads the TLS trust store and
+        # the HTTP/1.1 connection modules (~60 ms), which the server's start need not wait for.
+        if self._shared_http is not None:
+            return self._shared_http
+        if self._own_http is None:
+            self._own_http = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False, trust_env=False)
+        return self._own_http
 
     @staticmethod
     def _resolve_dirs(dirs: Iterable[Path]) -> list[Path]:
@@ -543,8 +564,8 @@ class ImageLoader:
         return resolved
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        if self._own_http is not None:
+            await self._own_http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

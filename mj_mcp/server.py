@@ -26,16 +26,35 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, ImageContent, ToolAnnotations
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.types import (
+    CallToolResult,
+    ImageContent,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    TextContent,
+    ToolAnnotations,
+    UnsubscribeRequestParams,
+)
 from pydantic import ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 
 from mj_mcp import __version__
 from mj_mcp.audit import AuditLog
+from mj_mcp.callbacks import CallbackReceiver
+from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.client import MjClient
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
-from mj_mcp.errors import ButtonNotFoundError, GuardrailError, MjError, TaskNotFoundError
+from mj_mcp.errors import (
+    ButtonNotFoundError,
+    GuardrailError,
+    MjError,
+    RateLimitedError,
+    TaskNotFoundError,
+    UpstreamUnavailableError,
+)
 from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, make_preview, png_for_resource
+from mj_mcp.live import LiveTasks
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ENDPOINTS,
@@ -120,6 +139,8 @@ class App:
     jobs_started: int = 0
     job_lock: anyio.Lock = field(default_factory=anyio.Lock)
     audit: AuditLog | None = None
+    callbacks: CallbackReceiver | None = None
+    """Set while upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
 
 
 class _Holder:
@@ -155,10 +176,19 @@ async def _job(app: App, ctx: Context, name: str, request: WireModel, controls: 
     """Submit a job, then wait for it with progress (unless wait=false)."""
     assert isinstance(controls, JobControls)
     request = await _prepare(app, name, request)
+    callbacks = app.callbacks
+    if (
+        callbacks is not None
+        and "notify_hook" in type(request).model_fields
+        and not getattr(request, "notify_hook", None)
+    ):
+        request = request.model_copy(update={"notify_hook": callbacks.hook_url})
     await _count_job(app, name)
     result = await app.client.submit(name, request, mode=controls.mode)
     task_id = result.task_id
     assert task_id is not None  # the client guarantees an id for accepted submits
+    if callbacks is not None:
+        callbacks.expect(task_id)
     logger.info("Submitted %s as task %s (code %s)", name, task_id, result.code)
     if app.audit is not None:
         await app.audit.record(
@@ -353,12 +383,30 @@ async def _wait_and_render(
         except Exception:  # a client that went away must not fail the wait
             logger.debug("Could not send a progress notification", exc_info=True)
 
-    outcome = await app.watcher.wait(
-        task_id,
-        timeout=timeout or app.settings.wait_timeout,
-        on_update=on_update,
-        initial=initial,
-    )
+    try:
+        outcome = await app.watcher.wait(
+            task_id,
+            timeout=timeout or app.settings.wait_timeout,
+            on_update=on_update,
+            initial=initial,
+        )
+    except (UpstreamUnavailableError, RateLimitedError) as exc:
+        # The job exists and may well finish; only reading it failed. Not an error: the same
+        # answer as a timeout, so that nobody submits (and pays) again.
+        logger.info("Waiting for task %s ended early: %s", task_id, exc.message)
+        stub = initial or Task(id=task_id, action=name.upper(), status="SUBMITTED")
+        result = task_result(stub, tool=name, timed_out=True)
+        result.content.insert(1, TextContent(text=f"(The upstream could not be read just now: {exc.message})"))
+        return result
+    except MjError as exc:
+        if submitted is None or isinstance(exc, TaskNotFoundError):
+            raise
+        logger.info("Waiting for task %s failed: %s", task_id, exc.message)
+        return error_result(
+            f"{name} was submitted as task {task_id}, but waiting for it failed: {exc.message} Do not submit "
+            f"it again. {exc.hint} Then call get_task with taskId={task_id} and wait=true.".replace("  ", " "),
+            task=initial or Task(id=task_id, action=name.upper(), status="SUBMITTED"),
+        )
     task = outcome.task
     if task.status == "MODAL":
         return task_result(task, tool=name, modal_hint=modal_instructions(task, task.custom_id or ""))
@@ -695,10 +743,22 @@ def create_server(
     *,
     clock: Clock | None = None,
     image_loader: ImageLoader | None = None,
+    callbacks: CallbackReceiver | None = None,
 ) -> MCPServer[App]:
-    """Build the MCP server. An injected client is used as is and not closed by the server."""
+    """Build the MCP server. An injected client is used as is and not closed by the server.
+
+    With `MJ_PUBLIC_URL` set, submits carry a `notifyHook` to this server. An injected `callbacks`
+    receiver is served by whoever injected it (the HTTP app mounts it); otherwise, on stdio, the
+    server opens a small listener of its own on MJ_HOST:MJ_PORT.
+    """
     holder = _Holder()
     tools = [_build_tool(spec, holder) for spec in TOOLS if not (settings.read_only and spec.kind != "read")]
+    receiver = callbacks
+    if receiver is None and settings.public_url is not None and settings.transport == "stdio":
+        receiver = CallbackReceiver(settings.public_url)
+    serve_own = callbacks is None and receiver is not None
+    bus = InMemorySubscriptionBus()
+    live = LiveTasks(bus)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[App]) -> AsyncGenerator[App]:
@@ -718,11 +778,22 @@ def create_server(
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watcher.run)
+                live.start(watcher, tg, retry_after=settings.poll_interval)
+                if receiver is not None:
+                    listening = True
+                    if serve_own:
+                        listening = await tg.start(serve_callbacks, receiver, settings.host, settings.port)
+                    if listening:
+                        receiver.attach(watcher)
+                        app.callbacks = receiver
                 try:
                     yield app
                 finally:
                     tg.cancel_scope.cancel()
         finally:
+            live.stop()
+            if receiver is not None:
+                receiver.attach(None)
             holder.app = None
             if image_loader is None:
                 await loader.aclose()
@@ -739,7 +810,9 @@ def create_server(
         lifespan=lifespan,
         log_level=settings.log_level,
         warn_on_duplicate_resources=False,
+        subscriptions=bus,
     )
+    _serve_subscriptions(server, live)
     _register_resources(server, holder)
     _register_prompts(server)
     return server
@@ -767,6 +840,16 @@ def _client_from_settings(settings: Settings) -> MjClient:
 
 
 # -- resources -----------------------------------------------------------------------------------
+
+
+def _serve_subscriptions(server: MCPServer[App], live: LiveTasks) -> None:
+    # MCPServer has no public hook for these three methods; registering on its low-level server
+    # is how the SDK's own in-memory transport reaches it too. Registering `resources/subscribe`
+    # is also what makes legacy-era capabilities say `resources.subscribe: true`.
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, live.subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe)
+    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, live.listen)
 
 
 def _resource_errors(uri: str, exc: MjError) -> ResourceError:

@@ -20,8 +20,10 @@ Design:
   401, queue codes 22/9/23, banned words, failing jobs, no list-by-condition, PLUS cancel
   body) so a client can be tested against each of them.
 - **Faults** (`Fault`, `Simulator.inject`) replace the reply of the next matching requests with
-  an HTTP error, malformed JSON, an empty body or a proxy's HTML error page. Broken connections
-  cannot be produced by an ASGI app; client tests wrap the transport for those.
+  an HTTP error, malformed JSON, an empty body or a proxy's HTML error page, hold it back on the
+  injected clock (a slow upstream), or break the connection: refused, reset mid-reply, or timed
+  out, raised inside the app as the httpx2 errors a network would cause, which the in-process
+  transport passes on to the client (over real HTTP the connection is dropped).
 - **Requests are parsed with the wire models of `mj_mcp.models`**, leniently: unknown keys are
   dropped and key case is ignored (as the real servers do), the upstream's own checks run on
   the raw body first so that their verbatim messages come back, and whatever the models still
@@ -50,6 +52,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import math
 import random
 import re
@@ -62,15 +65,28 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Final, Literal, NoReturn, TypedDict, TypeVar, Unpack, get_args
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Literal,
+    NoReturn,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    get_args,
+    runtime_checkable,
+)
 
+import anyio
 import httpx2
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mj_mcp.models import (
     CODE_BANNED_PROMPT,
@@ -100,6 +116,11 @@ from mj_mcp.models import (
     VideoRequest,
     WireModel,
 )
+
+if TYPE_CHECKING:
+    # Pillow is imported where pictures are drawn or measured: `mj-mcp --simulator` builds the
+    # simulator before its first answer, and most sessions never look at a picture.
+    from PIL import Image, ImageFont
 
 __all__ = [
     "DEFAULT_BANNED_WORDS",
@@ -143,6 +164,9 @@ _MAX_TASKS_LISTED: Final = 100
 _IMAGE_CACHE_SIZE: Final = 48
 _UPLOAD_LIMIT: Final = 256
 _MAX_BODY: Final = 64 * 1024 * 1024
+_logger = logging.getLogger(__name__)
+CALLBACK_TICK: Final = 0.01
+"""How often the standalone simulator looks for due callbacks: a change is called back within this."""
 _LONG_SIDE: Final = 1024
 _PREVIEW_DIVISOR: Final = 4
 
@@ -190,7 +214,16 @@ _BIND_ERRORS: Final = frozenset(
 
 Kind = Literal["grid", "upscale", "upscale_hd", "describe", "shorten", "video", "video_upscale", "edit", "swap"]
 ModalNeed = Literal["zoom", "mask", "prompt"]
-FaultKind = Literal["status", "malformed_json", "empty_body", "html_error_page"]
+FaultKind = Literal[
+    "status",
+    "malformed_json",
+    "empty_body",
+    "html_error_page",
+    "slow",
+    "connect_error",
+    "connection_reset",
+    "read_timeout",
+]
 _M = TypeVar("_M", bound=WireModel)
 
 
@@ -247,6 +280,23 @@ class Fault:
     the request is handled first (a job is created) and only its reply is lost, which is how a
     gateway timeout after a successful submit looks to a client. Faults act before auth and
     routing, as a gateway in front of the upstream would.
+
+    Kinds: "status" (an HTTP error, `body` as plain text), "malformed_json", "empty_body",
+    "html_error_page" (a proxy's error page), and the network faults an HTTP reply cannot carry:
+
+    - "slow": the normal reply, only `delay` seconds late.
+    - "connect_error": the connection is refused, nothing reaches the upstream (and nothing is
+      logged in `request_log`); the client sees `httpx2.ConnectError`.
+    - "connection_reset": the connection drops after the reply's head; the client sees
+      `httpx2.ReadError`. Over real HTTP the peer closes the connection mid-reply.
+    - "read_timeout": the reply never comes; the client sees `httpx2.ReadTimeout` at once (no
+      real waiting). Over real HTTP the connection drops; use "slow" with a `delay` longer than
+      the client's timeout for a genuine one.
+
+    `delay` holds any fault's reply back that many seconds on the simulator's clock: a clock with
+    an async `sleep` (a test's fake clock) is asked to sleep, a `ManualClock` is advanced, and
+    only the real clock really waits. In-process network faults are exceptions raised inside the
+    app, which `Simulator.transport()` passes on to the client as a real transport would.
     """
 
     path: str = ""
@@ -258,12 +308,18 @@ class Fault:
     times: int | None = 1
     method: str | None = None
     process_request: bool = False
+    delay: float = 0.0
+    """Seconds the reply is held back (any kind), on the simulator's clock."""
 
     def matches(self, method: str, path: str) -> bool:
         return self.path in path and (self.method is None or self.method.upper() == method)
 
     def response(self) -> Response:
         headers = dict(self.headers)
+        if self.kind == "connection_reset":
+            return _BrokenReply(httpx2.ReadError("connection reset by peer (simulated fault)"), self.status or 200)
+        if self.kind == "read_timeout":
+            return _BrokenReply(httpx2.ReadTimeout("timed out reading the reply (simulated fault)"), self.status or 200)
         if self.kind == "malformed_json":
             body = self.body if self.body is not None else '{"code":1,"description":"提交成功","result":"17'
             return Response(body, self.status or 200, headers, "application/json")
@@ -279,6 +335,28 @@ class Fault:
             return Response(self.body if self.body is not None else page, status, headers, "text/html")
         media = "text/plain; charset=utf-8" if self.body else None
         return Response(self.body or b"", self.status or 500, headers, media)
+
+
+class _BrokenReply(Response):
+    """A reply whose head is sent and whose connection then breaks with `error`."""
+
+    def __init__(self, error: httpx2.TransportError, status: int) -> None:
+        super().__init__(status_code=status)
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A promised body that never comes: uvicorn then drops the connection, and the
+        # in-process transport passes the error on.
+        head = [(b"content-type", b"application/json"), (b"content-length", b"64")]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": head})
+        raise self.error
+
+
+@runtime_checkable
+class _SleepingClock(Protocol):
+    """A test's fake clock: time passes when it is asked to sleep."""
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -339,6 +417,8 @@ class SimTask:
     fails: bool = False
     cancelled_at: float | None = None
     modal_need: ModalNeed | None = None
+    notified: str | None = None
+    """The "STATUS:progress" of the last callback sent for this task."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,6 +837,8 @@ def _decode_base64(value: str) -> _Blob | None:
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.size
@@ -766,6 +848,8 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # pragma: no cover - Pillow without FreeType
@@ -779,6 +863,8 @@ def _colour(hue: float, saturation: float, value: float) -> tuple[int, int, int]
 
 def _tile(key: str, text: str, n: int, size: tuple[int, int], font_px: int) -> Image.Image:
     """One quadrant: a colour and a disc derived from (key, n), the prompt and the number."""
+    from PIL import Image, ImageDraw
+
     w, h = size
     d = _digest(f"{key}#{n}")
     hue = d[0] / 255
@@ -803,6 +889,8 @@ def _tile(key: str, text: str, n: int, size: tuple[int, int], font_px: int) -> I
 
 
 def _render_picture(key: str, text: str, index: int | None, size: tuple[int, int]) -> Image.Image:
+    from PIL import Image
+
     if index is not None:
         return _tile(key, text, index, size, font_px=max(12, min(size) // 16))
     half = (size[0] // 2, size[1] // 2)
@@ -823,6 +911,8 @@ def _encode(img: Image.Image, fmt: Literal["PNG", "WEBP"]) -> bytes:
 
 
 def _preview(img: Image.Image) -> Image.Image:
+    from PIL import ImageFilter
+
     return img.reduce(_PREVIEW_DIVISOR).filter(ImageFilter.GaussianBlur(6))
 
 
@@ -984,12 +1074,18 @@ class Simulator:
 
     async def _dispatch(self, request: Request) -> Response:
         method, path = request.method, request.url.path
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            await self._hold(fault.delay)
+            if fault.kind == "connect_error":
+                raise httpx2.ConnectError("connection refused (simulated fault)")
         self.request_log.append((method, path))
         prefix = _MODE_PREFIX.match(path)
         mode = (prefix.group(1) or prefix.group(2)).upper() if prefix else None
         self.mode_log.append(mode)
         inner = path[prefix.end() :] if prefix else path
-        fault = self._take_fault(method, path)
+        if fault is not None and fault.kind == "slow":
+            fault = None  # the normal reply, only late
         if fault is not None and not fault.process_request:
             return fault.response()
         try:
@@ -997,6 +1093,17 @@ class Simulator:
         except _Answer as answer:
             response = answer.response
         return fault.response() if fault is not None else response
+
+    async def _hold(self, seconds: float) -> None:
+        """Let `seconds` pass on the simulator's clock (really waiting only on the real one)."""
+        if seconds <= 0:
+            return
+        if isinstance(self.clock, _SleepingClock):
+            await self.clock.sleep(seconds)
+        elif isinstance(self.clock, ManualClock):
+            self.clock.advance(seconds)
+        else:
+            await anyio.sleep(seconds)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for armed in self._faults:
@@ -1934,6 +2041,79 @@ class Simulator:
             return RedirectResponse(path, status_code=302)
         return self._serve_sim(path)
 
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def due_callbacks(self) -> list[tuple[str, bytes]]:
+        """(notifyHook, Task JSON body) for each task whose status or progress moved since its last one.
+
+        As the real upstreams do: one callback per change, none while NOT_START or MODAL, and
+        the body is the task as `fetch` shows it.
+        """
+        due: list[tuple[str, bytes]] = []
+        for task in self.tasks.values():
+            if not task.notify_hook:
+                continue
+            snap = self._snapshot(task)
+            if snap.status in ("NOT_START", "MODAL"):
+                continue
+            key = f"{snap.status}:{snap.progress}"
+            if key == task.notified:
+                continue
+            task.notified = key
+            due.append((task.notify_hook, json.dumps(self._view(task), ensure_ascii=False).encode()))
+        return due
+
+    async def send_callbacks(self, post: Callable[[str, bytes], Awaitable[object]]) -> int:
+        """Send every due callback with `post(url, body)`; a failed one is dropped (no retries upstream either)."""
+        sent = 0
+        for url, body in self.due_callbacks():
+            try:
+                await post(url, body)
+            except Exception as exc:  # the receiver's problem; real upstreams only log it
+                _logger.info("Callback to %s failed: %s", url.split("/mj-callback/")[0], type(exc).__name__)
+                continue
+            sent += 1
+        return sent
+
+    def standalone_app(self) -> StandaloneApp:
+        """`app`, plus sending callbacks in the background while an HTTP server runs it."""
+        return StandaloneApp(self)
+
+    async def run_callbacks(self, *, tick: float = CALLBACK_TICK) -> None:
+        """POST due callbacks every `tick` seconds, over HTTP, until cancelled (the standalone simulator)."""
+        async with httpx2.AsyncClient(timeout=10.0) as client:
+
+            async def post(url: str, body: bytes) -> object:
+                return await client.post(url, content=body, headers={"Content-Type": "application/json"})
+
+            # A test's fake clock moves time as the sender sleeps; otherwise real time.
+            sleep = self.clock.sleep if isinstance(self.clock, _SleepingClock) else anyio.sleep
+            while True:
+                await self.send_callbacks(post)
+                await sleep(tick)
+
+
+class StandaloneApp:
+    """The simulator's ASGI app for an HTTP server: its lifespan runs the callback sender."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.simulator.app(scope, receive, send)
+            return
+        async with anyio.create_task_group() as tg:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    tg.start_soon(self.simulator.run_callbacks)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    tg.cancel_scope.cancel()
+                    return
+
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers of the simulator
@@ -1980,4 +2160,4 @@ def run_simulator(host: str = "127.0.0.1", port: int = 8080, **sim_options: Unpa
     """Serve a new Simulator over HTTP with uvicorn until interrupted (blocking)."""
     import uvicorn
 
-    uvicorn.run(Simulator(**sim_options).app, host=host, port=port, log_level="info")
+    uvicorn.run(Simulator(**sim_options).standalone_app(), host=host, port=port, log_level="info")

@@ -1,9 +1,10 @@
 """Serving the MCP server over HTTP: Streamable HTTP (`/mcp`) or SSE, plus `/health`.
 
-Guards, outermost first: a bearer-token check (when `MJ_MCP_TOKEN` is set) on every route but
-`/health`, compared in constant time; then the SDK's DNS-rebinding protection, which only lets
-through the Host/Origin values of loopback and `MJ_ALLOWED_HOSTS`. Binding a non-loopback
-address without a token is refused before anything listens.
+Guards, outermost first: a request-body cap on every route (`max_request_bytes`: 413 for a
+declared or streamed body beyond it); a bearer-token check (when `MJ_MCP_TOKEN` is set) on every
+route but `/health`, compared in constant time; then the SDK's DNS-rebinding protection, which
+only lets through the Host/Origin values of loopback and `MJ_ALLOWED_HOSTS`. Binding a
+non-loopback address without a token is refused before anything listens.
 """
 
 from __future__ import annotations
@@ -11,22 +12,36 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
 from typing import Any, Final
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mj_mcp import __version__
+from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.config import Settings
 from mj_mcp.errors import SettingsError
 
-__all__ = ["build_http_app", "check_bind", "serve_http"]
+__all__ = ["BodySizeLimitMiddleware", "build_http_app", "check_bind", "max_request_bytes", "serve_http"]
 
 OPEN_PATHS: Final = frozenset({"/health"})
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+MAX_INLINE_IMAGES: Final = 5
+"""The most images one job takes inline: blend's base64Array (upload_images' longer lists are
+better sent in batches, or as file paths and URLs, which cost no request bytes)."""
+REQUEST_OVERHEAD_BYTES: Final = 1024 * 1024
+"""Room around the images: the JSON-RPC envelope, data-URI prefixes and the other arguments."""
+
+
+def max_request_bytes(settings: Settings) -> int:
+    """The largest HTTP request body accepted: the largest legitimate tool call, a blend of
+    `MAX_INLINE_IMAGES` images of `MJ_MAX_IMAGE_BYTES` each as base64 (4/3 of the bytes), plus
+    `REQUEST_OVERHEAD_BYTES` (about 68 MiB with the 10 MiB default)."""
+    return MAX_INLINE_IMAGES * math.ceil(settings.max_image_bytes * 4 / 3) + REQUEST_OVERHEAD_BYTES
 
 
 def is_loopback(host: str) -> bool:
@@ -76,6 +91,73 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
+class _BodyTooLarge(Exception):
+    """Raised into the app when the body it is reading grows past the cap."""
+
+
+class BodySizeLimitMiddleware:
+    """413 with a short JSON error for a request body larger than `max_bytes`.
+
+    A declared `Content-Length` beyond the cap is answered before the app runs. A body without
+    one (chunked) is counted as the app reads it: the read that crosses the cap raises inside
+    the app, whatever the app answers is dropped, and the 413 is sent instead. Nothing is
+    buffered here. An app that had already started its reply cannot be answered 413 any more:
+    the error is left to end the request, and the server drops the connection.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"content-length" and value.strip().isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+        too_large = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return  # the app's reaction to the cut-off body; the 413 below replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large or started:
+                raise  # the app's own error, or too late for a 413
+        if too_large and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps(
+            {
+                "error": "request_too_large",
+                "message": f"The request body is larger than {self.max_bytes} bytes. Pass large images as "
+                "file paths or URLs, or fewer per call (the limit follows MJ_MAX_IMAGE_BYTES).",
+            }
+        )
+        response = Response(body, status_code=413, media_type="application/json", headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
 def _security(settings: Settings) -> TransportSecuritySettings:
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -88,7 +170,25 @@ def _security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
+class CallbackRoute:
+    """Sends the upstream's callbacks (under /mj-callback/) to the receiver, everything else on.
+
+    It sits outside the token check: the upstream cannot send our token, and the receiver's
+    unguessable path is the credential there.
+    """
+
+    def __init__(self, app: ASGIApp, receiver: CallbackReceiver) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.receiver.owns(scope.get("path", "")):
+            await self.receiver(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: CallbackReceiver | None = None) -> ASGIApp:
     """The ASGI app for `settings.transport` (streamable-http or sse), with its guards."""
 
     @server.custom_route("/health", methods=["GET"])
@@ -97,24 +197,29 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
 
     security = _security(settings)
     if settings.transport == "sse":
-        app: ASGIApp = server.sse_app(transport_security=security, host=settings.host)
+        app: ASGIApp = server.sse_app(
+            transport_security=security, host=settings.host, max_request_body_size=max_request_bytes(settings)
+        )
     else:
         app = server.streamable_http_app(
             stateless_http=settings.stateless,
             transport_security=security,
             host=settings.host,
+            max_request_body_size=max_request_bytes(settings),  # the SDK's default 4 MiB refuses a blend
         )
     if settings.mcp_token is not None:
         app = BearerTokenMiddleware(app, settings.mcp_token.get_secret_value())
-    return app
+    if callbacks is not None:
+        app = CallbackRoute(app, callbacks)
+    return BodySizeLimitMiddleware(app, max_request_bytes(settings))
 
 
-def serve_http(server: MCPServer[Any], settings: Settings) -> None:
+def serve_http(server: MCPServer[Any], settings: Settings, *, callbacks: CallbackReceiver | None = None) -> None:
     """Listen until interrupted."""
     import uvicorn
 
     check_bind(settings)
-    app = build_http_app(server, settings)
+    app = build_http_app(server, settings, callbacks=callbacks)
     uvicorn.run(
         app,
         host=settings.host,

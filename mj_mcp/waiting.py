@@ -7,6 +7,11 @@ remembered), and wakes every waiter after each tick. A waiter reports progress w
 changed, and a heartbeat when it has been quiet for `heartbeat` seconds, so clients that reset
 their timeout on progress never time out.
 
+Callbacks (`push`) take the same path as polled snapshots. Once a callback has reached a task,
+that task is polled only every `SAFETY_NET_INTERVAL`, as a safety net for lost callbacks. Until
+then it is polled at the normal pace: many resellers strip `notifyHook`, so callbacks are never
+assumed to work before one has arrived.
+
 Snapshots only move forward: an update whose status/progress order is lower than what is
 already known (a stale read, a late callback) is ignored.
 
@@ -48,6 +53,8 @@ MIN_POLL_GAP: Final = 0.25
 """Newly watched ids wait at most this long for the shared tick instead of forcing their own."""
 MISSES_BEFORE_GONE: Final = 3
 """A task missing from this many consecutive polls is reported as gone."""
+SAFETY_NET_INTERVAL: Final = 30.0
+"""A task that has received a callback is polled at most this often (callbacks carry the rest)."""
 GARBLED_BEFORE_FATAL: Final = 3
 """Unreadable replies in a row before a wait gives up: one garbled read is a gateway hiccup,
 a steady stream of them means the upstream speaks something we do not understand."""
@@ -96,6 +103,9 @@ class _Watch:
     error: UpstreamError | None = None
     misses: int = 0
     garbled: int = 0
+    pushed_at: float | None = None
+    """When a callback last reached this task (None: never, so it is polled at the normal pace)."""
+    polled_at: float = float("-inf")
     waiters: set[_Waiter] = field(default_factory=lambda: set[_Waiter]())
 
 
@@ -217,6 +227,20 @@ class TaskWatcher:
         watch.latest = task
         return True
 
+    def push(self, task: Task) -> bool:
+        """Take a snapshot from an upstream callback: wake its waiters now, and stop polling it.
+
+        True if the task is watched here (whether or not the snapshot moved it forward).
+        """
+        watch = self._watches.get(task.id)
+        if watch is None:
+            return False
+        watch.pushed_at = self.clock.now()
+        if self.offer(task):
+            for waiter in watch.waiters:
+                waiter.event.set()
+        return True
+
     @property
     def watched(self) -> list[str]:
         return list(self._watches)
@@ -245,9 +269,16 @@ class TaskWatcher:
 
     async def poll_once(self) -> None:
         """One tick: read every watched task (one request per chunk), update the watches."""
-        ids = list(self._watches)
+        now = self.clock.now()
+        ids = [
+            task_id
+            for task_id, watch in self._watches.items()
+            if watch.pushed_at is None or now - max(watch.pushed_at, watch.polled_at) >= SAFETY_NET_INTERVAL
+        ]
         if not ids:
             return
+        for task_id in ids:
+            self._watches[task_id].polled_at = now
         self.polls += 1
         self._last_poll = self.clock.now()
         seen: set[str] = set()

@@ -158,3 +158,13 @@ def test_the_cli_prints_its_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"mj-mcp {__version__}"
+
+
+def test_variable_names_match_in_any_letter_case_and_unknown_ones_are_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("mj_mode", "relax")
+    monkeypatch.setenv("Mj_Simulator", "true")
+    monkeypatch.setenv("MJ_NO_SUCH_SETTING", "whatever")
+    s = load_settings()
+    assert (s.mode, s.simulator) == ("relax", True)

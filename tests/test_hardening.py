@@ -14,11 +14,13 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -33,10 +35,10 @@ from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
 from mj_mcp.models import ENDPOINTS
 from mj_mcp.server import create_server
-from mj_mcp.simulator import Fault, Simulator
+from mj_mcp.simulator import Fault, FaultKind, ManualClock, Simulator
 from tests.conftest import SIM_URL, FakeClock
 from tests.test_server import TOOL_NAMES, data_uri
-from tests.test_transports import child_env
+from tests.test_transports import child_env, free_port, wait_healthy
 
 pytestmark = pytest.mark.anyio
 
@@ -291,6 +293,112 @@ async def test_a_whole_session_never_shows_the_key_in_results_resources_or_logs(
         assert KEY not in blob
 
 
+class RawStdio:
+    """A JSON-RPC peer on a child's stdin/stdout that keeps every byte the child wrote."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self.proc = proc
+        self.written = bytearray()
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._next_id = 0
+        stdout = proc.stdout
+
+        def drain() -> None:
+            for line in stdout:
+                self.written.extend(line)
+                self._lines.put(line)
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})})
+
+    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        self._send({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params})
+        while True:
+            message = json.loads(self._lines.get(timeout=60))
+            if message.get("id") == self._next_id:
+                return message  # type: ignore[no-any-return]
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": tool, "arguments": arguments, "_meta": {"progressToken": f"p{self._next_id}"}}
+        return self.request("tools/call", params)["result"]  # type: ignore[no-any-return]
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+
+
+def test_the_console_script_never_writes_the_key_to_stdout_or_its_debug_log(tmp_path: Path) -> None:
+    port = free_port()
+    upstream = f"http://127.0.0.1:{port}"
+    env = child_env(tmp_path, MJ_BASE_URL=upstream, MJ_API_KEY=KEY)
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "mj_mcp", "simulate", "--port", str(port), "--job-seconds", "1", "--api-key", KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=child_env(tmp_path),
+    )
+    errlog = tmp_path / "server-stderr.log"
+    try:
+        with errlog.open("wb") as err:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "mj_mcp", "--log-level", "DEBUG"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+            )
+        try:
+            anyio.run(wait_healthy, upstream)
+            peer = RawStdio(server)
+            hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+            assert "result" in peer.request("initialize", hello)
+            peer.notify("notifications/initialized")
+            grid = peer.call("imagine", {"prompt": "a lighthouse"})  # waits, with progress, saves the image
+            assert not grid.get("isError"), grid
+            task_id = grid["structuredContent"]["id"]
+            assert not peer.call("action", {"taskId": task_id, "customId": "U1", "wait": False}).get("isError")
+            for tool, args in [
+                ("get_task", {"taskId": task_id}),
+                ("list_tasks", {"ids": [task_id]}),
+                ("recent_tasks", {}),
+                ("task_queue", {}),
+                ("image_seed", {"taskId": task_id}),
+            ]:
+                assert not peer.call(tool, args).get("isError"), tool
+            for tool, args in [
+                ("imagine", {"prompt": "a bannedword here"}),
+                ("get_task", {"taskId": "no-such-task"}),
+                ("describe", {"base64": "/etc/passwd"}),
+                ("imagine", {}),
+            ]:
+                assert peer.call(tool, args).get("isError"), tool
+            for uri in [f"mj://tasks/{task_id}", f"mj://tasks/{task_id}/image", "mj://tasks/recent", "mj://queue"]:
+                assert "result" in peer.request("resources/read", {"uri": uri}), uri
+            assert server.stdin is not None
+            server.stdin.close()  # EOF ends the server
+            assert server.wait(timeout=30) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
+    logged = errlog.read_bytes()
+    assert b"DEBUG" in logged and b"/mj/submit/imagine" in logged  # the upstream calls were logged
+    assert b"Traceback" not in logged
+    assert len(peer.written) > 10_000  # results with images went out
+    written_files = [p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert any(p.name == AUDIT_FILE for p in (tmp_path / "out").rglob("*"))
+    for blob in [bytes(peer.written), logged, *written_files]:
+        assert KEY.encode() not in blob
+
+
 # -- upstream faults -----------------------------------------------------------------------------
 
 
@@ -354,6 +462,300 @@ async def test_a_task_that_disappears_mid_wait_is_a_not_found_error(settings: Se
         result = await call(client, "imagine", {"prompt": "a fox"}, progress_callback=vanish)
     assert result.is_error
     assert "not found" in text(result).lower()
+
+
+# The fault matrix: every upstream fault, on a submit, on a read (get_task) and during a wait.
+# Each one ends in one clear tool result: no traceback, no key, a bounded number of requests.
+
+TRANSIENT: dict[str, Fault] = {
+    "500": Fault(status=500),
+    "502": Fault(status=502),
+    "503": Fault(status=503),
+    "connection-reset": Fault(kind="connection_reset"),
+    "read-timeout": Fault(kind="read_timeout"),
+    "connection-refused": Fault(kind="connect_error"),
+    "slow": Fault(kind="slow", delay=20),
+    "html-error-page": Fault(kind="html_error_page"),
+    "429-retry-after": Fault(status=429, headers={"Retry-After": "5"}),
+}
+"""Faults a retried read gets through."""
+UNREADABLE: dict[str, Fault] = {
+    "malformed-json": Fault(kind="malformed_json"),
+    "empty-body": Fault(kind="empty_body"),
+}
+PLAIN_TEXT_401 = Fault(status=401, body="Authorization header missing.")
+ALL_FAULTS = {**TRANSIENT, **UNREADABLE, "plain-text-401": PLAIN_TEXT_401}
+
+
+def at(fault: Fault, path: str, *, times: int | None = 1, process_request: bool = False) -> Fault:
+    """`fault` aimed at `path`, for `times` requests."""
+    return replace(fault, path=path, times=times, process_request=process_request)
+
+
+def assert_clear(result: CallToolResult) -> str:
+    """The result is one the model can read: some text, no traceback, never the key."""
+    everything = result.model_dump_json()
+    assert "Traceback" not in everything and 'File "' not in everything
+    assert KEY not in everything
+    message = text(result)
+    assert message.strip()
+    return message
+
+
+def requests_to(sim: Simulator, fragment: str) -> int:
+    """Requests that reached the upstream (a refused connection never does)."""
+    return sum(1 for _, path in sim.request_log if fragment in path)
+
+
+SUBMIT_OUTCOMES: list[tuple[str, Fault, str | None]] = [
+    ("500", at(TRANSIENT["500"], "/submit/imagine"), "recent_tasks"),
+    ("502", at(TRANSIENT["502"], "/submit/imagine"), "recent_tasks"),
+    ("503", at(TRANSIENT["503"], "/submit/imagine"), "recent_tasks"),
+    ("502-after-the-job-was-made", at(TRANSIENT["502"], "/submit/imagine", process_request=True), "recent_tasks"),
+    ("connection-reset", at(TRANSIENT["connection-reset"], "/submit/imagine"), "recent_tasks"),
+    (
+        "connection-reset-after-the-job-was-made",
+        at(TRANSIENT["connection-reset"], "/submit/imagine", process_request=True),
+        "recent_tasks",
+    ),
+    ("read-timeout", at(TRANSIENT["read-timeout"], "/submit/imagine", process_request=True), "recent_tasks"),
+    ("html-error-page", at(TRANSIENT["html-error-page"], "/submit/imagine"), "recent_tasks"),
+    ("429-retry-after", at(TRANSIENT["429-retry-after"], "/submit/imagine"), "Wait 5 seconds"),
+    ("plain-text-401", at(PLAIN_TEXT_401, "/submit/imagine"), "MJ_API_KEY"),
+    ("malformed-json", at(UNREADABLE["malformed-json"], "/submit/imagine"), ""),
+    ("empty-body", at(UNREADABLE["empty-body"], "/submit/imagine"), ""),
+    ("connection-refused", at(TRANSIENT["connection-refused"], "/submit/imagine"), None),
+    ("slow", at(TRANSIENT["slow"], "/submit/imagine"), None),
+]
+"""(name, fault, text the error must contain; None: the submit succeeds)."""
+
+
+@pytest.mark.parametrize(("fault", "expected"), [o[1:] for o in SUBMIT_OUTCOMES], ids=[o[0] for o in SUBMIT_OUTCOMES])
+async def test_a_faulty_submit_ends_in_one_clear_result_and_is_never_sent_twice(
+    settings: Settings, clock: FakeClock, fault: Fault, expected: str | None
+) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        sim.inject(fault)
+        result = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+        recent = await call(client, "recent_tasks", {})  # the server still answers
+    message = assert_clear(result)
+    assert not sim.pending_faults  # the fault was met
+    assert requests_to(sim, "/submit/imagine") == 1
+    assert not recent.is_error
+    if expected is None:
+        assert not result.is_error, message
+        assert len(sim.tasks) == 1
+    else:
+        assert result.is_error
+        assert expected in message
+        assert len(sim.tasks) == (1 if fault.process_request else 0)
+
+
+READ_OUTCOMES: list[tuple[str, Fault, str | None]] = [
+    *((name, at(fault, "/fetch"), None) for name, fault in TRANSIENT.items()),
+    ("malformed-json", at(UNREADABLE["malformed-json"], "/fetch"), "not a task"),
+    ("empty-body", at(UNREADABLE["empty-body"], "/fetch"), "not found"),  # how NZ says "no such task"
+    ("plain-text-401", at(PLAIN_TEXT_401, "/fetch"), "MJ_API_KEY"),
+    *((f"{name}-every-time", at(TRANSIENT[name], "/fetch", times=None), "try again") for name in TRANSIENT),
+]
+
+
+@pytest.mark.parametrize(("fault", "expected"), [o[1:] for o in READ_OUTCOMES], ids=[o[0] for o in READ_OUTCOMES])
+async def test_a_faulty_read_is_retried_through_a_passing_fault_and_ends_clearly_otherwise(
+    settings: Settings, clock: FakeClock, fault: Fault, expected: str | None
+) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        submitted = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+        assert submitted.structured_content is not None
+        task_id = submitted.structured_content["id"]
+        sim.inject(fault)
+        before = requests_to(sim, "/fetch")
+        result = await call(client, "get_task", {"taskId": task_id})
+        sim.clear_faults()
+        after = await call(client, "get_task", {"taskId": task_id})
+    message = assert_clear(result)
+    reads = requests_to(sim, "/fetch") - before - 1
+    assert not after.is_error  # nothing was left broken
+    if fault.kind == "slow" and fault.times is None:
+        assert not result.is_error, message  # slow is not broken
+    elif expected is None:
+        assert not result.is_error, message
+        assert result.structured_content is not None and result.structured_content["id"] == task_id
+        # One failed attempt and one retry (a refused connection never reaches the upstream).
+        assert reads == {"connect_error": 1, "slow": 1}.get(fault.kind, 2)
+    else:
+        assert result.is_error
+        assert expected.lower() in message.lower()
+        assert reads <= 3  # READ_ATTEMPTS: a read that keeps failing is given up, not retried forever
+
+
+WAIT_OUTCOMES: list[tuple[str, Fault, str | None]] = [
+    *(
+        # Two faulty reads in a row (one 20 s slow read already outlasts the job).
+        (name, at(fault, "/mj/task/", times=1 if fault.kind == "slow" else 2), "SUCCESS")
+        for name, fault in {**TRANSIENT, **UNREADABLE}.items()
+    ),
+    ("plain-text-401", at(PLAIN_TEXT_401, "/mj/task/"), None),
+    *((f"{name}-every-time", at(fault, "/mj/task/", times=None), None) for name, fault in ALL_FAULTS.items()),
+]
+"""(name, fault on every status read, the status the wait ends with; None: whatever it is, clearly)."""
+
+
+@pytest.mark.parametrize(("fault", "expected"), [o[1:] for o in WAIT_OUTCOMES], ids=[o[0] for o in WAIT_OUTCOMES])
+async def test_read_faults_during_a_wait_end_it_clearly_and_within_its_timeout(
+    settings: Settings, clock: FakeClock, fault: Fault, expected: str | None
+) -> None:
+    timeout = 60
+    async with keyed_client(settings, clock) as (client, sim):
+        sim.inject(fault)
+        started = clock.now()
+        result = await call(client, "imagine", {"prompt": "a fox", "timeout": timeout})
+        elapsed = clock.now() - started
+        all_met = not sim.pending_faults
+        sim.clear_faults()
+        recent = await call(client, "recent_tasks", {})
+    message = assert_clear(result)
+    assert not recent.is_error  # the server is fine once the upstream is
+    assert requests_to(sim, "/submit/imagine") == 1
+    # Retries and Retry-After may carry the last read past the deadline, but not far.
+    assert elapsed <= timeout + 3 * 30
+    assert len(sim.request_log) < 200  # the poller backs off; it does not hammer a failing upstream
+    if expected is not None:
+        assert not result.is_error, message
+        assert result.structured_content is not None
+        assert result.structured_content["status"] == expected
+        assert all_met  # the faults were met, and waited out
+    elif fault.kind == "slow" or (fault.kind == "empty_body" and fault.times is None):
+        # Slow is still an answer; a task that keeps reading as empty has disappeared.
+        assert result.is_error == (fault.kind == "empty_body"), message
+    elif fault.status == 401:
+        assert result.is_error
+        assert "MJ_API_KEY" in message
+        assert elapsed < timeout  # a refused key ends the wait at once
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        at(TRANSIENT["503"], "/mj/task/", times=None),
+        at(TRANSIENT["connection-reset"], "/mj/task/", times=None),
+        at(TRANSIENT["429-retry-after"], "/mj/task/", times=None),
+        at(UNREADABLE["malformed-json"], "/mj/task/", times=None),
+    ],
+    ids=["503", "connection-reset", "429-retry-after", "malformed-json"],
+)
+async def test_a_job_whose_wait_fails_still_names_its_task_and_how_to_go_on(
+    settings: Settings, clock: FakeClock, fault: Fault
+) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        sim.inject(fault)
+        result = await call(client, "imagine", {"prompt": "a fox", "timeout": 60})
+    (task_id,) = sim.tasks
+    message = assert_clear(result)
+    assert task_id in message
+    assert "get_task" in message
+
+
+@pytest.mark.parametrize("kind", ["malformed_json", "empty_body"])
+async def test_an_unreadable_reply_to_a_submit_says_the_job_may_exist(
+    settings: Settings, clock: FakeClock, kind: FaultKind
+) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        sim.inject(Fault(path="/submit/imagine", kind=kind, process_request=True))
+        result = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+    assert result.is_error
+    assert len(sim.tasks) == 1  # it does exist
+    assert "recent_tasks" in assert_clear(result)
+
+
+async def test_a_slow_upstream_does_not_stretch_a_wait_far_past_its_timeout(
+    settings: Settings, clock: FakeClock
+) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        submitted = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+        assert submitted.structured_content is not None
+        task_id = submitted.structured_content["id"]
+        sim.job_seconds = 1e9  # stuck IN_PROGRESS
+        sim.tasks[task_id].queued_at = clock.now() - 0.3e9
+        sim.inject(Fault(kind="slow", delay=25, path="/mj/task/", times=None))
+        started = clock.now()
+        result = await call(client, "get_task", {"taskId": task_id, "wait": True, "timeout": 60})
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "IN_PROGRESS"
+    assert "get_task" in text(result)
+    assert 60 <= clock.now() - started <= 60 + 2 * 25
+
+
+async def test_stale_reads_never_move_progress_notifications_backwards(settings: Settings, clock: FakeClock) -> None:
+    async with keyed_client(settings, clock) as (client, sim):
+        submitted = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+        assert submitted.structured_content is not None
+        task_id = submitted.structured_content["id"]
+
+        def seen_at(seconds: float) -> str:
+            """The task as the upstream shows it `seconds` after the submit (clock put back)."""
+            now = clock.t
+            clock.t = sim.tasks[task_id].submit_ms / 1000 + seconds
+            view = json.dumps([sim.snapshot(task_id)])
+            clock.t = now
+            return view
+
+        # A load-balanced upstream whose replicas lag: each status read answers from this script.
+        script = [seen_at(s) for s in (2.5, 5.5, 4.0, 2.5, 9.0, 7.0)]  # 15%, 62%, 38%, 15%, SUCCESS, 85%
+        assert [json.loads(v)[0]["progress"] for v in script] == ["15%", "62%", "38%", "15%", "100%", "85%"]
+        sim.inject(*(Fault(path="/list-by-condition", status=200, body=view) for view in script))
+        seen: list[tuple[float, str | None]] = []
+
+        async def record(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, message))
+
+        result = await call(client, "get_task", {"taskId": task_id, "wait": True}, progress_callback=record)
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "SUCCESS"
+    progress = [p for p, _ in seen]
+    assert progress == sorted(progress), seen
+    assert {15.0, 62.0, 100.0} <= set(progress)
+    assert not any(p < 62 for p in progress[progress.index(62.0) :])
+    assert seen[-1][1] == "SUCCESS"
+    # The wait ended at the first SUCCESS: the stale 85% after it was never read at all.
+    assert len(sim.pending_faults) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("connection_reset", httpx2.ReadError),
+        ("read_timeout", httpx2.ReadTimeout),
+        ("connect_error", httpx2.ConnectError),
+    ],
+)
+async def test_network_faults_reach_an_in_process_client_as_the_errors_of_a_real_network(
+    kind: FaultKind, error: type[httpx2.TransportError]
+) -> None:
+    sim = Simulator(clock=ManualClock())
+    async with httpx2.AsyncClient(transport=sim.transport(), base_url=SIM_URL) as http:
+        sim.inject(Fault(kind=kind, path="/mj/task/list"))
+        with anyio.fail_after(10), pytest.raises(error):
+            await http.get("/mj/task/list")
+        assert (await http.get("/mj/task/list")).status_code == 200  # once only
+    reached = 1 if kind == "connect_error" else 2  # a refused connection never reaches the upstream
+    assert sim.request_log == [("GET", "/mj/task/list")] * reached
+
+
+async def test_a_delayed_fault_holds_its_reply_on_a_manual_clock_without_waiting() -> None:
+    clock = ManualClock()
+    sim = Simulator(clock=clock)
+    async with httpx2.AsyncClient(transport=sim.transport(), base_url=SIM_URL) as http:
+        sim.inject(Fault(kind="slow", delay=30, path="/mj/task/list"), Fault(status=503, delay=5, path="/queue"))
+        started = clock()
+        with anyio.fail_after(10):
+            slow = await http.get("/mj/task/list")
+            late_error = await http.get("/mj/task/queue")
+    assert slow.status_code == 200 and slow.json() == []
+    assert late_error.status_code == 503
+    assert clock() - started == 35
 
 
 # -- a hostile stdio peer ------------------------------------------------------------------------

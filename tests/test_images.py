@@ -550,7 +550,7 @@ async def test_load_reports_a_pillow_parser_crash_as_not_an_image(
     def crash(*_args: object, **_kwargs: object) -> Image.Image:
         raise ValueError("parser bug")
 
-    monkeypatch.setattr(images.Image, "open", crash)
+    monkeypatch.setattr(Image, "open", crash)
     loader, _ = make_loader(allowed)
     with pytest.raises(ImageRejectedError, match="not a PNG, JPEG, WEBP or GIF"):
         await loader.load(data_uri(png()))

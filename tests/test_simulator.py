@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from PIL import Image
@@ -28,6 +30,7 @@ from mj_mcp.simulator import (
     Simulator,
     run_simulator,
 )
+from tests.conftest import FakeClock
 
 JOB = 8.0  # the default job_seconds
 
@@ -1567,6 +1570,43 @@ def test_run_simulator_serves_a_new_simulator_with_uvicorn(monkeypatch: pytest.M
     run_simulator("127.0.0.1", 8099, job_seconds=2.0, api_key="k")
     [(app, kwargs)] = calls
     assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 8099)
-    owner = app.routes[0].endpoint.__self__
+    owner = app.simulator
     assert isinstance(owner, Simulator)
     assert (owner.job_seconds, owner.api_key) == (2.0, "k")
+
+
+@pytest.mark.anyio
+async def test_the_standalone_app_sends_callbacks_between_startup_and_shutdown() -> None:
+    clock = FakeClock()
+    sim = Simulator(clock=clock)
+    bodies: list[bytes] = []
+    finished = anyio.Event()
+
+    async def hook(scope: Any, receive: Any, send: Any) -> None:
+        bodies.append((await receive())["body"])
+        if b"SUCCESS" in bodies[-1]:
+            finished.set()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    to_app, from_test = anyio.create_memory_object_stream[dict[str, Any]](4)
+    to_test, from_app = anyio.create_memory_object_stream[dict[str, Any]](4)
+    original = httpx2.AsyncClient
+
+    def hooked_client(**kwargs: Any) -> httpx2.AsyncClient:
+        return original(transport=httpx2.ASGITransport(app=hook), **kwargs)
+
+    async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim.test") as http:
+        reply = await http.post("/mj/submit/imagine", json={"prompt": "x", "notifyHook": "http://hook.test/cb"})
+    assert reply.json()["code"] == 1
+    with anyio.fail_after(10), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx2, "AsyncClient", hooked_client)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sim.standalone_app(), {"type": "lifespan"}, from_test.receive, to_test.send)
+            await to_app.send({"type": "lifespan.startup"})
+            assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+            await finished.wait()
+            await to_app.send({"type": "lifespan.shutdown"})
+            assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+    statuses = [json.loads(body)["status"] for body in bodies]
+    assert statuses[0] == "SUBMITTED" and statuses[-1] == "SUCCESS"

@@ -1,0 +1,234 @@
+"""The `notifyHook` route: upstream callbacks for the tasks this process submitted.
+
+With `MJ_PUBLIC_URL` set, every submit carries `notifyHook = MJ_PUBLIC_URL + /mj-callback/<secret>`,
+where the secret is drawn once per process. The upstream POSTs the whole Task JSON there on
+each status or progress change (no auth header, no signature, no retries), so the secret path
+is the only credential, and the body is treated as hostile:
+
+- only `POST` to the exact secret path is served (anything else: 404, without saying why);
+- bodies over `MAX_CALLBACK_BYTES` are refused with 413 before they are read in full;
+- a body must be one JSON Task with an id; anything else is 400;
+- a Task this process did not submit is ignored (202): a callback can move a task we are
+  already waiting for, never create one;
+- duplicates and reordering are settled by the watcher (status order, then progress).
+
+The route is served inside the HTTP app on the HTTP transports, and by a small listener of its
+own (`serve`) on stdio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+from pydantic import ValidationError
+
+from mj_mcp.models import Task
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from mj_mcp.waiting import TaskWatcher
+
+__all__ = ["CALLBACK_PREFIX", "MAX_CALLBACK_BYTES", "CallbackReceiver", "serve"]
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_PREFIX: Final = "/mj-callback/"
+MAX_CALLBACK_BYTES: Final = 256 * 1024
+"""A Task with every field, buttons and long prompts is a few KB; nothing legitimate is near this."""
+REMEMBERED_TASKS: Final = 10_000
+"""How many submitted task ids are remembered for callbacks (oldest forgotten first)."""
+
+
+class CallbackReceiver:
+    """Receives upstream callbacks (an ASGI app) and hands them to the watcher."""
+
+    def __init__(self, public_url: str, *, secret: str | None = None, remember: int = REMEMBERED_TASKS) -> None:
+        self.secret = secret or secrets.token_urlsafe(32)
+        self.path = CALLBACK_PREFIX + self.secret
+        self.hook_url = public_url.rstrip("/") + self.path
+        self._remember = remember
+        self._submitted: OrderedDict[str, None] = OrderedDict()
+        self._watcher: TaskWatcher | None = None
+        self.accepted = 0
+        """Callbacks for a task of ours that the watcher took."""
+        self.ignored = 0
+        """Well-formed callbacks for tasks this process did not submit."""
+        self.refused = 0
+        """Callbacks refused as malformed or oversized."""
+
+    def attach(self, watcher: TaskWatcher | None) -> None:
+        """Route callbacks to `watcher` (None while the server is not running)."""
+        self._watcher = watcher
+
+    def expect(self, task_id: str) -> None:
+        """Remember a task this process submitted, so that its callbacks are taken."""
+        self._submitted[task_id] = None
+        self._submitted.move_to_end(task_id)
+        while len(self._submitted) > self._remember:
+            self._submitted.popitem(last=False)
+
+    def expects(self, task_id: str) -> bool:
+        return task_id in self._submitted
+
+    def owns(self, path: str) -> bool:
+        """True for paths this receiver answers (its own, and guesses at it, which get 404)."""
+        return path.startswith(CALLBACK_PREFIX)
+
+    # -- the route -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope.get("path", "")
+        if not secrets.compare_digest(path.encode(), self.path.encode()):
+            await _reply(send, 404, {"error": "not found"})
+            return
+        if scope.get("method") != "POST":
+            await _reply(send, 405, {"error": "method not allowed"}, allow="POST")
+            return
+        body = await _read_capped(scope, receive)
+        if body is None:
+            self.refused += 1
+            await _reply(send, 413, {"error": "body too large"})
+            return
+        status, answer = self.take(body)
+        await _reply(send, status, answer)
+
+    def take(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Handle one callback body; the HTTP status and JSON answer for the upstream."""
+        try:
+            raw = json.loads(body)
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+            task = Task.model_validate(raw)
+            if not task.id:
+                raise ValueError("no id")
+        except (ValueError, ValidationError):
+            self.refused += 1
+            return 400, {"error": "expected one JSON Task"}
+        if not self.expects(task.id):
+            self.ignored += 1
+            logger.debug("Ignored a callback for task %s, which this server did not submit", task.id)
+            return 202, {"ok": True, "taken": False}
+        watcher = self._watcher
+        taken = watcher is not None and watcher.push(task)
+        if taken:
+            self.accepted += 1
+        return 200, {"ok": True, "taken": taken}
+
+
+async def _read_capped(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body, or None once it is known to exceed the cap (without reading it all)."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                if int(value) > MAX_CALLBACK_BYTES:
+                    return None
+            except ValueError:
+                return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_CALLBACK_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _reply(send: Send, status: int, body: dict[str, Any], *, allow: str | None = None) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if allow is not None:
+        headers.append((b"allow", allow.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def serve(
+    receiver: CallbackReceiver,
+    host: str,
+    port: int,
+    *,
+    task_status: anyio.abc.TaskStatus[bool] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve only the callback route on host:port until cancelled (for stdio, which has no HTTP app).
+
+    Reports False through `task_status` (and returns) when the address cannot be bound: the
+    server then runs on polling alone, which loses nothing but speed.
+    """
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as exc:
+        logger.warning(
+            "Callbacks are off: could not listen on %s:%s (%s). Set MJ_HOST/MJ_PORT to a free address that "
+            "MJ_PUBLIC_URL leads to; until then tasks are polled.",
+            host,
+            port,
+            exc.strerror or exc,
+        )
+        task_status.started(False)
+        return
+    # log_config=None: uvicorn's default config logs access lines to stdout, which on stdio is
+    # the JSON-RPC channel. Its own loggers then go wherever ours go (stderr).
+    config = uvicorn.Config(
+        receiver,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = _quiet_server_class()(config)
+    logger.info("Listening for upstream callbacks on %s:%s", host, sock.getsockname()[1])
+    task_status.started(True)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        server.should_exit = True
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            await server.shutdown(sockets=[sock])
+        sock.close()
+
+
+def _quiet_server_class() -> type[Any]:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """A uvicorn server that leaves signal handling to the MCP server it runs inside."""
+
+        def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # pyright: ignore[reportIncompatibleMethodOverride]
+            return contextlib.nullcontext()
+
+    return QuietServer

@@ -1,0 +1,211 @@
+"""Live task resources: clients subscribe to `mj://tasks/{taskId}` and hear when it changes.
+
+Both protocol eras are served. Legacy clients send `resources/subscribe` / `unsubscribe`; each
+change is sent to their session as `notifications/resources/updated`. 2026-era clients open a
+`subscriptions/listen` stream naming the URIs; changes are published on the server's
+subscription bus, and the SDK's listen handler delivers them on the matching streams.
+
+Either way a subscribed task is followed through the shared `TaskWatcher`, as one more waiter:
+it costs no extra upstream reads beyond the shared poll (or callback), and following stops when
+the task finishes, when the last subscriber leaves, or when the task turns out not to exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
+from mcp.types import (
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+    UnsubscribeRequestParams,
+)
+
+from mj_mcp.errors import AuthenticationError, TaskNotFoundError, UpstreamError
+from mj_mcp.models import Task
+from mj_mcp.waiting import TaskWatcher
+
+__all__ = ["MAX_FOLLOWED", "LiveTasks", "task_id_of"]
+
+logger = logging.getLogger(__name__)
+
+MAX_FOLLOWED: Final = 1000
+"""Most tasks followed at once for subscribers; more subscriptions are accepted but not followed."""
+FOLLOW_WINDOW: Final = 3600.0
+"""One wait's length while following; a task still running after it is simply waited on again."""
+_TASK_URI: Final = re.compile(r"^mj://tasks/(?P<id>[^/?#]+)(?P<image>/image)?$")
+_NOT_IDS: Final = frozenset({"recent", "page"})
+
+
+def task_id_of(uri: str) -> str | None:
+    """The task id of a subscribable task URI (the task or its image), else None."""
+    match = _TASK_URI.match(uri)
+    if match is None or match["id"] in _NOT_IDS:
+        return None
+    return match["id"]
+
+
+@dataclass(eq=False)
+class _Follow:
+    task_id: str
+    sessions: dict[ServerSession, set[str]] = field(default_factory=lambda: dict[ServerSession, set[str]]())
+    """Legacy subscribers and the URIs of this task each subscribed to."""
+    listened: dict[str, int] = field(default_factory=lambda: dict[str, int]())
+    """URI -> number of open listen streams that named it."""
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def empty(self) -> bool:
+        return not self.sessions and not any(self.listened.values())
+
+
+class LiveTasks:
+    """Follows the tasks that clients subscribed to, and tells them when those change."""
+
+    def __init__(self, bus: SubscriptionBus, *, max_followed: int = MAX_FOLLOWED) -> None:
+        self._bus = bus
+        self._listen = ListenHandler(bus)
+        self._max = max_followed
+        self._follows: dict[str, _Follow] = {}
+        self._watcher: TaskWatcher | None = None
+        self._tasks: TaskGroup | None = None
+        self._retry_after: float = 2.0
+
+    def start(self, watcher: TaskWatcher, tasks: TaskGroup, *, retry_after: float) -> None:
+        """Begin following subscribed tasks with `watcher`, in `tasks` (the server's task group)."""
+        self._watcher, self._tasks, self._retry_after = watcher, tasks, retry_after
+        for follow in self._follows.values():
+            self._begin(follow)
+
+    def stop(self) -> None:
+        self._watcher = self._tasks = None
+        for follow in self._follows.values():
+            follow.scope.cancel()
+
+    @property
+    def followed(self) -> list[str]:
+        return list(self._follows)
+
+    # -- request handlers ------------------------------------------------------------------
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        """`resources/subscribe` (legacy era)."""
+        task_id = task_id_of(params.uri)
+        if task_id is not None:
+            follow = self._follow(task_id)
+            if follow is not None:
+                follow.sessions.setdefault(ctx.session, set()).add(params.uri)
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        """`resources/unsubscribe` (legacy era)."""
+        task_id = task_id_of(params.uri)
+        follow = self._follows.get(task_id) if task_id is not None else None
+        if follow is not None:
+            uris = follow.sessions.get(ctx.session)
+            if uris is not None:
+                uris.discard(params.uri)
+                if not uris:
+                    del follow.sessions[ctx.session]
+            self._maybe_drop(follow)
+        return EmptyResult()
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        """`subscriptions/listen` (2026 era): follow the named tasks while the stream is open."""
+        named: list[tuple[_Follow, str]] = []
+        for uri in dict.fromkeys(params.notifications.resource_subscriptions or ()):
+            task_id = task_id_of(uri)
+            follow = self._follow(task_id) if task_id is not None else None
+            if follow is not None:
+                follow.listened[uri] = follow.listened.get(uri, 0) + 1
+                named.append((follow, uri))
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            for follow, uri in named:
+                follow.listened[uri] -= 1
+                if follow.listened[uri] <= 0:
+                    del follow.listened[uri]
+                self._maybe_drop(follow)
+
+    # -- following -------------------------------------------------------------------------
+
+    def _follow(self, task_id: str) -> _Follow | None:
+        follow = self._follows.get(task_id)
+        if follow is not None:
+            return follow
+        if len(self._follows) >= self._max:
+            logger.warning("Not following task %s: %d tasks are followed already.", task_id, self._max)
+            return None
+        follow = self._follows[task_id] = _Follow(task_id)
+        self._begin(follow)
+        return follow
+
+    def _begin(self, follow: _Follow) -> None:
+        if self._tasks is not None:
+            self._tasks.start_soon(self._run, follow)
+
+    def _maybe_drop(self, follow: _Follow) -> None:
+        if follow.empty and self._follows.get(follow.task_id) is follow:
+            del self._follows[follow.task_id]
+            follow.scope.cancel()
+
+    async def _run(self, follow: _Follow) -> None:
+        watcher = self._watcher
+        if watcher is None:
+            return
+        seen: list[tuple[str | None, str | None, str | None]] = []
+
+        async def changed(task: Task) -> None:
+            key = (task.status, task.progress, task.image_url)
+            if not seen:
+                seen.append(key)  # the state the subscriber is assumed to have read
+                return
+            if key != seen[-1]:
+                seen.append(key)
+                await self._announce(follow)
+
+        with follow.scope:
+            try:
+                while True:
+                    try:
+                        outcome = await watcher.wait(follow.task_id, timeout=FOLLOW_WINDOW, on_update=changed)
+                    except (TaskNotFoundError, AuthenticationError):
+                        return  # nothing more will ever change for this subscriber to hear
+                    except UpstreamError as exc:
+                        logger.info("Following task %s: %s; trying again.", follow.task_id, exc)
+                        await watcher.clock.sleep(self._retry_after)
+                        continue
+                    if outcome.task.finished:
+                        return
+                    if outcome.task.status == "MODAL":
+                        # A MODAL task moves only after a `modal` call; look again now and then.
+                        await watcher.clock.sleep(self._retry_after)
+            finally:
+                if self._follows.get(follow.task_id) is follow:
+                    del self._follows[follow.task_id]
+
+    async def _announce(self, follow: _Follow) -> None:
+        for uri in sorted(follow.listened):
+            await self._bus.publish(ResourceUpdated(uri=uri))
+        for session, wanted in list(follow.sessions.items()):
+            try:
+                for uri in sorted(wanted):
+                    await session.send_resource_updated(uri)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception:  # the client went away: forget its subscriptions, serve the others
+                logger.debug("Dropped the subscriptions of a closed session to task %s", follow.task_id)
+                follow.sessions.pop(session, None)
+        self._maybe_drop(follow)

@@ -14,17 +14,19 @@ writes it, with the machine and the date, to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,29 +81,100 @@ def pct(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def serve_simulator(port: int, job_seconds: float) -> None:
-    """Child process: the simulator over HTTP on loopback, without access logs."""
+def serve_simulator(port: int, job_seconds: float, callback_log: str | None = None) -> None:
+    """Child process: the simulator over HTTP on loopback, without access logs.
+
+    It is the standalone app, as `mj-mcp simulate` serves it: its lifespan runs the sender that
+    POSTs each task's changes to its notifyHook every `CALLBACK_TICK`. With `callback_log`, each
+    callback it sends is timed (see `timed_simulator`) and the times are written there once
+    uvicorn has stopped (on SIGTERM).
+    """
+    import signal
+
     import uvicorn
 
     from mj_mcp.simulator import Simulator
 
+    timed = timed_simulator(job_seconds) if callback_log is not None else None
+    sim = timed or Simulator(job_seconds=job_seconds)
+    if timed is not None:
+        # uvicorn re-raises the SIGTERM that stopped it once it has shut down; with this handler
+        # in place of the default one, that does not end the process before the log is written.
+        signal.signal(signal.SIGTERM, ignore_signal)
     uvicorn.run(
-        Simulator(job_seconds=job_seconds).app,
+        sim.standalone_app(),
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
+        lifespan="on",
     )
+    if timed is not None and callback_log is not None:
+        timed.write_log(callback_log)
+
+
+def ignore_signal(signum: int, frame: object) -> None:
+    del signum, frame
+
+
+def timed_simulator(job_seconds: float) -> Any:
+    """The simulator, recording for every callback when its tick began and when its POST began and
+    ended (the receiver's reply included), and when it drew each image (in a worker thread)."""
+    from mj_mcp.simulator import Simulator
+
+    class Timed(Simulator):
+        def __init__(self) -> None:
+            super().__init__(job_seconds=job_seconds)
+            self.posts: list[tuple[float, float, float, bytes]] = []
+            self.renders: list[tuple[float, float]] = []
+
+        async def send_callbacks(self, post: Callable[[str, bytes], Awaitable[object]]) -> int:
+            tick = time.time()
+
+            async def timed(url: str, body: bytes) -> object:
+                start = time.time()
+                try:
+                    return await post(url, body)
+                finally:
+                    self.posts.append((tick, start, time.time(), body))
+
+            return await super().send_callbacks(timed)
+
+        async def _picture(self, task_id: str, variant: str) -> Any:
+            start = time.time()
+            try:
+                return await super()._picture(task_id, variant)
+            finally:
+                self.renders.append((start, time.time()))
+
+        def write_log(self, path: str) -> None:
+            posts: list[dict[str, Any]] = []
+            for tick_at, start, end, body in self.posts:
+                task = json.loads(body)
+                key = notice_key(task.get("status"), task.get("progress"))
+                posts.append({"id": task["id"], "key": key, "tick": tick_at, "start": start, "end": end})
+            Path(path).write_text(json.dumps({"posts": posts, "renders": self.renders}))
+
+    return Timed()
+
+
+def notice_key(status: str | None, progress: str | float | None) -> str:
+    """ "STATUS:percent" of a task or a progress notification, e.g. "IN_PROGRESS:38"."""
+    percent = int(float(str(progress).rstrip("%"))) if progress not in (None, "") else 0
+    return f"{status or ''}:{percent}"
 
 
 @contextmanager
-def simulator_process(job_seconds: float) -> Generator[str]:
-    """A standalone loopback simulator in a child process; yields its base URL."""
+def simulator_process(job_seconds: float, callback_log: Path | None = None) -> Generator[str]:
+    """A standalone loopback simulator in a child process; yields its base URL.
+
+    With `callback_log`, the child writes the times of the callbacks it sent there when it stops.
+    """
     import httpx2
 
     port = free_port()
     proc = subprocess.Popen(
-        [PYTHON, __file__, "_sim", str(port), str(job_seconds)],
+        [PYTHON, __file__, "_sim", str(port), str(job_seconds), *([str(callback_log)] if callback_log else [])],
         env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -124,15 +197,31 @@ def simulator_process(job_seconds: float) -> Generator[str]:
         proc.wait(timeout=10)
 
 
-def counting_transport() -> tuple[Any, list[tuple[str, str]]]:
-    """An httpx2 transport over real sockets that records (method, path) of every request."""
+@dataclass(frozen=True)
+class Request:
+    """One request the server sent upstream, as the counting transport saw it."""
+
+    method: str
+    path: str
+    at: float
+    """When it was sent (wall clock)."""
+    ids: tuple[str, ...] = ()
+    """The task ids a list-by-condition asked for."""
+
+
+def counting_transport() -> tuple[Any, list[Request]]:
+    """An httpx2 transport over real sockets that records every request."""
     import httpx2
 
-    log: list[tuple[str, str]] = []
+    log: list[Request] = []
 
     class Counting(httpx2.AsyncHTTPTransport):
         async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-            log.append((request.method, request.url.path))
+            ids: tuple[str, ...] = ()
+            if "list-by-condition" in request.url.path:
+                asked: list[Any] = json.loads(request.content or b"{}").get("ids") or []
+                ids = tuple(str(i) for i in asked)
+            log.append(Request(request.method, request.url.path, time.time(), ids))
             return await super().handle_async_request(request)
 
     return Counting(), log
@@ -150,6 +239,23 @@ def classify(path: str) -> str:
 
 
 @dataclass
+class Notice:
+    """The first progress notification of one status/percent of one task, as the client got it."""
+
+    task_id: str
+    key: str
+    """"STATUS:percent", as `notice_key` makes it."""
+    scheduled: float
+    """When the simulator's schedule made the change (from the task's submitTime)."""
+    received: float
+    """When the notification reached the client's progress callback (wall clock)."""
+
+    @property
+    def latency(self) -> float:
+        return self.received - self.scheduled
+
+
+@dataclass
 class WaitRun:
     n: int
     finished: int
@@ -158,11 +264,25 @@ class WaitRun:
     downloads: int
     polls: int
     wall: float
-    latencies: list[float] = field(default_factory=lambda: list[float]())
+    polled_ids: int = 0
+    """Task ids asked for over all list-by-condition requests (what per-task polling would fetch)."""
+    polled_after_callback: int = 0
+    """Of those, the ids asked for after the task's first callback had arrived."""
+    notices: list[Notice] = field(default_factory=lambda: list[Notice]())
+    callbacks: dict[str, float] = field(default_factory=lambda: dict[str, float]())
+    """By callback: (task id + " " + key) → when the server's listener got that callback."""
+    accepted: int = 0
+    """By callback: the callbacks the receiver handed to the watcher."""
+
+    @property
+    def latencies(self) -> list[float]:
+        return [notice.latency for notice in self.notices]
 
 
 @asynccontextmanager
-async def in_memory_server(base: str, transport: Any, **settings: Any) -> AsyncGenerator[tuple[Any, Any]]:
+async def in_memory_server(
+    base: str, transport: Any, callbacks: Any = None, **settings: Any
+) -> AsyncGenerator[tuple[Any, Any]]:
     """The real server on the real MjClient (pointed at `base`), through the in-memory mcp.Client."""
     from mcp import Client
 
@@ -174,24 +294,73 @@ async def in_memory_server(base: str, transport: Any, **settings: Any) -> AsyncG
     options.update(settings)
     config = load_settings(**options)
     async with MjClient(base, "x", transport=transport, timeout=config.http_timeout) as mj:
-        server = create_server(config, mj)
+        server = create_server(config, mj, callbacks=callbacks)
         async with Client(server) as client:
             yield client, server
 
 
-async def waiting_run(base: str, n: int, stagger: float = 0.0) -> WaitRun:
+def stamped_receiver(public_url: str) -> Any:
+    """The server's CallbackReceiver, noting in `arrivals` when each callback reached it (by task
+    id + " " + key, the first of each)."""
+    from mj_mcp.callbacks import CallbackReceiver
+
+    class Stamped(CallbackReceiver):
+        def __init__(self) -> None:
+            super().__init__(public_url)
+            self.public_url = public_url
+            self.arrivals: dict[str, float] = {}
+
+        def take(self, body: bytes) -> tuple[int, dict[str, Any]]:
+            at = time.time()
+            answer = super().take(body)
+            task = json.loads(body)
+            self.arrivals.setdefault(f"{task.get('id')} {notice_key(task.get('status'), task.get('progress'))}", at)
+            return answer
+
+    return Stamped()
+
+
+@asynccontextmanager
+async def callback_listener() -> AsyncGenerator[Any]:
+    """A receiver served on a loopback port by `mj_mcp.callbacks.serve`, the listener the server
+    opens for itself on stdio; yields the receiver (its hook_url leads to that port)."""
+    import anyio
+
+    from mj_mcp.callbacks import serve
+
+    port = free_port()
+    receiver = stamped_receiver(f"http://127.0.0.1:{port}")
+    async with anyio.create_task_group() as tg:
+        if not await tg.start(serve, receiver, "127.0.0.1", port):
+            raise RuntimeError("the callback listener could not bind a loopback port")
+        try:
+            yield receiver
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def waiting_run(base: str, n: int, stagger: float = 0.0, *, callbacks: bool = False) -> WaitRun:
     """N concurrent imagine calls; with `stagger`, each starts after a random delay up to that many
-    seconds, so that status changes fall at random points between the watcher's ticks."""
+    seconds, so that status changes fall at random points between the watcher's ticks. With
+    `callbacks`, the server has a public URL (its callback listener on loopback), so every submit
+    carries a notifyHook and the simulator calls each change back."""
     import random
+    from contextlib import AsyncExitStack
 
     import anyio
 
     delays = random.Random(n).uniform  # seeded: the same start times every run
 
     transport, log = counting_transport()
-    latencies: list[float] = []
+    notices: list[Notice] = []
     finished = 0
-    async with in_memory_server(base, transport, poll_interval=POLL_INTERVAL) as (client, _server):
+    async with AsyncExitStack() as stack:
+        receiver: Any = None
+        options: dict[str, Any] = {"poll_interval": POLL_INTERVAL}
+        if callbacks:
+            receiver = await stack.enter_async_context(callback_listener())
+            options["public_url"] = receiver.public_url
+        client, _server = await stack.enter_async_context(in_memory_server(base, transport, receiver, **options))
 
         async def one(i: int) -> None:
             nonlocal finished
@@ -215,7 +384,7 @@ async def waiting_run(base: str, n: int, stagger: float = 0.0) -> WaitRun:
                 if key in reported or key not in PHASE_AT:
                     continue  # NOT_START (no status change yet) and heartbeats
                 reported.add(key)
-                latencies.append(at - (submit + PHASE_AT[key] * JOB_SECONDS))
+                notices.append(Notice(str(content["id"]), notice_key(*key), submit + PHASE_AT[key] * JOB_SECONDS, at))
 
         start = time.monotonic()
         with anyio.fail_after(50):
@@ -223,16 +392,27 @@ async def waiting_run(base: str, n: int, stagger: float = 0.0) -> WaitRun:
                 for i in range(n):
                     tg.start_soon(one, i)
         wall = time.monotonic() - start
-    kinds = [classify(path) for _, path in log]
+    kinds = [classify(request.path) for request in log]
+    arrivals: dict[str, float] = receiver.arrivals if receiver is not None else {}
+    first_callback: dict[str, float] = {}
+    for name, at in arrivals.items():
+        task_id = name.split(" ")[0]
+        first_callback[task_id] = min(at, first_callback.get(task_id, at))
     return WaitRun(
         n=n,
         finished=finished,
         reads=kinds.count("read"),
         submits=kinds.count("submit"),
         downloads=kinds.count("download"),
-        polls=sum(1 for _, path in log if "list-by-condition" in path),
+        polls=sum(1 for request in log if "list-by-condition" in request.path),
         wall=wall,
-        latencies=latencies,
+        polled_ids=sum(len(request.ids) for request in log),
+        polled_after_callback=sum(
+            1 for request in log for i in request.ids if i in first_callback and first_callback[i] < request.at
+        ),
+        notices=notices,
+        callbacks=arrivals,
+        accepted=receiver.accepted if receiver is not None else 0,
     )
 
 
@@ -496,9 +676,77 @@ def mark(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def callback_notes(run: WaitRun, sent: dict[str, Any]) -> list[str]:
+    """Where the milliseconds of the callback row go, from the records of the simulator (when each
+    callback's tick and POST began), the receiver (when it had the body) and the client."""
+    if not run.notices:
+        return []
+    posts = {f"{p['id']} {p['key']}": p for p in sent.get("posts", [])}
+    first = min(notice.scheduled for notice in run.notices)
+    last = max(notice.received for notice in run.notices)
+    renders: list[tuple[float, float]] = [(a, b) for a, b in sent.get("renders", []) if b > first and a < last]
+    stages: dict[str, list[float]] = {name: [] for name in ("tick", "queue", "http", "server")}
+    by_poll = 0
+    clear: list[float] = []
+    """Latencies of the notifications during whose sending the simulator rendered no image."""
+    slow: list[tuple[str, bool]] = []
+    """For each notification over 50 ms: its longest stage, and whether a render overlapped it."""
+    for notice in run.notices:
+        name = f"{notice.task_id} {notice.key}"
+        post, arrived = posts.get(name), run.callbacks.get(name)
+        if post is None or arrived is None or arrived > notice.received:
+            by_poll += 1  # a poll brought the change before its callback did
+            continue
+        parts = {
+            "tick": post["tick"] - notice.scheduled,
+            "queue": post["start"] - post["tick"],
+            "http": arrived - post["start"],
+            "server": notice.received - arrived,
+        }
+        for stage, seconds in parts.items():
+            stages[stage].append(seconds)
+        rendering = any(a < post["start"] and b > notice.scheduled for a, b in renders)
+        if not rendering:
+            clear.append(notice.latency)
+        if notice.latency > 0.05:
+            slow.append((max(parts, key=lambda stage: parts[stage]), rendering))
+    labels = {
+        "tick": "scheduled change → the simulator's next callback tick",
+        "queue": "tick → its POST starts (due scan, earlier POSTs of the same tick)",
+        "http": "POST → the server's receiver has the body (loopback HTTP, uvicorn)",
+        "server": "receiver → the client's progress callback (validation, watcher push, waiter wake-up, "
+        "progress notification)",
+    }
+    split = "; ".join(
+        f"{label} {ms(pct(stages[stage], 0.5))} / {ms(pct(stages[stage], 0.95))}" for stage, label in labels.items()
+    )
+    durations = [b - a for a, b in renders]
+    notes = [
+        f"Row 2 by callback, p50 / p95 of each stage over the {len(stages['tick'])} notifications that a callback "
+        f"brought ({by_poll} came by a poll first): {split}."
+    ]
+    text = (
+        f"The simulator draws each picture the server downloads in a worker thread, beside its callback sender "
+        f"(they share the cores): {len(durations)} drawings of {ms(pct(durations, 0.5))} p50 (max "
+        f"{ms(max(durations, default=float('nan')))}). The {len(clear)} notifications sent while it drew nothing: "
+        f"p50 {ms(pct(clear, 0.5))}, p95 {ms(pct(clear, 0.95))}."
+    )
+    if slow:
+        text += (
+            f" Over 50 ms: {len(slow)} notifications, {sum(1 for _, r in slow if r)} of them while it drew; "
+            "longest stage "
+            + ", ".join(f"{stage} {n}" for stage in stages if (n := sum(1 for s, _ in slow if s == stage)))
+            + "."
+        )
+    notes.append(text)
+    return notes
+
+
 def build_table(
     runs: list[WaitRun],
     latency: WaitRun,
+    pushed: WaitRun,
+    sent: dict[str, Any],
     cold: tuple[list[float], list[float], str],
     calls: Calls,
     rss: dict[str, Any],
@@ -534,7 +782,21 @@ def build_table(
             mark(p95 <= POLL_INTERVAL + 0.05),
         )
     )
-    rows.append(("2. … by callback (p50 / p95)", "n/a (not implemented)", "p95 ≤ 50 ms", "**no** (missing)"))
+    lat = pushed.latencies
+    p50, p95 = pct(lat, 0.5), pct(lat, 0.95)
+    rows.append(
+        (
+            "2. … by callback (p50 / p95)",
+            f"{ms(p50)} / {ms(p95)} (max {ms(max(lat, default=float('nan')))}; {len(lat)} notifications of "
+            f"{pushed.finished} tasks, the same starts; {pushed.accepted} callbacks taken; upstream polls: "
+            f"{pushed.polls} list-by-condition asking for {pushed.polled_ids} task ids, "
+            f"{pushed.polled_after_callback} of them after the task's first callback, vs {latency.polls} asking "
+            f"for {latency.polled_ids} by polling)",
+            "p95 ≤ 50 ms",
+            mark(p95 <= 0.05),
+        )
+    )
+    notes.extend(callback_notes(pushed, sent))
     ours_runs, minimal_runs, heavy = cold
     ours, minimal = statistics.median(ours_runs), statistics.median(minimal_runs)
     # Each pair ran back to back, so the machine's drift cancels in its ratio.
@@ -613,12 +875,17 @@ def main() -> int:
     call_count = 100 if args.quick else 300
     latency_tasks = 20 if args.quick else 60
 
-    with simulator_process(JOB_SECONDS) as base:
+    scratch = Path(tempfile.mkdtemp(prefix="mj-bench-"))
+    sent_log = scratch / "callbacks.json"
+    with simulator_process(JOB_SECONDS, callback_log=sent_log) as base:
         done = section("1+2 waiting at scale")
         runs = [anyio.run(waiting_run, base, n) for n in sizes]
         done()
         done = section("2 notification latency (staggered starts)")
         latency = anyio.run(waiting_run, base, latency_tasks, STAGGER)
+        done()
+        done = section("2 notification latency by callback (staggered starts)")
+        pushed = anyio.run(functools.partial(waiting_run, base, latency_tasks, STAGGER, callbacks=True))
         done()
         done = section("4 tool-call overhead")
         with simulator_process(RUNNING_JOB_SECONDS) as running, open(os.devnull, "w") as errlog:
@@ -627,11 +894,13 @@ def main() -> int:
         done = section("5 blend RSS")
         rss = blend_rss(base)
         done()
+    sent: dict[str, Any] = json.loads(sent_log.read_text()) if sent_log.exists() else {}
+    shutil.rmtree(scratch, ignore_errors=True)
     done = section("3 cold start")
     cold = cold_start(cold_runs)
     done()
 
-    table, notes = build_table(runs, latency, cold, calls, rss)
+    table, notes = build_table(runs, latency, pushed, sent, cold, calls, rss)
     print(table)
     for note in notes:
         print(f"\n{note}")
@@ -660,7 +929,7 @@ def write_doc(table: str, notes: list[str], *, quick: bool) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "_sim":
-        serve_simulator(int(sys.argv[2]), float(sys.argv[3]))
+        serve_simulator(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] if len(sys.argv) >= 5 else None)
     elif len(sys.argv) >= 2 and sys.argv[1] == "_blend":
         import anyio
 

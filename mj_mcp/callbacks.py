@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import secrets
+import socket
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
@@ -183,13 +184,10 @@ async def serve(
     Reports False through `task_status` (and returns) when the address cannot be bound: the
     server then runs on polling alone, which loses nothing but speed.
     """
-    import socket
-
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host.strip("[]"), port), family=family)
+        sock = listening_socket(host, port)
     except OSError as exc:
         logger.warning(
             "Callbacks are off: could not listen on %s:%s (%s). Set MJ_HOST/MJ_PORT to a free address that "
@@ -220,6 +218,20 @@ async def serve(
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
             await server.shutdown(sockets=[sock])
         sock.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket for the callback route, with Nagle off.
+
+    asyncio turns Nagle off only on sockets made with proto IPPROTO_TCP, and create_server's (so
+    its accepted connections) have proto 0. uvicorn writes a reply's head and body separately;
+    with Nagle on, the body waits for the head's ACK, which the upstream delays by ~40 ms, and an
+    upstream that sends its callbacks one by one falls behind. Accepted connections inherit it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host.strip("[]"), port), family=family)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _quiet_server_class() -> type[Any]:

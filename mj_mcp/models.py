@@ -403,6 +403,9 @@ class ReplyModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         extra="allow",
+        # Replies are first parsed after start-up; building their validators then keeps the
+        # time to the first tools/list down.
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 import anyio
+import httpx2
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
@@ -818,14 +819,27 @@ def create_server(
     return server
 
 
+class _LazySimulator(httpx2.AsyncBaseTransport):
+    """The in-process simulator, made at its first request: `tools/list` does not wait for it."""
+
+    def __init__(self, job_seconds: float) -> None:
+        self._job_seconds = job_seconds
+        self._transport: httpx2.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._transport is None:
+            from mj_mcp.simulator import Simulator
+
+            self._transport = Simulator(job_seconds=self._job_seconds).transport()
+        return await self._transport.handle_async_request(request)
+
+
 def _client_from_settings(settings: Settings) -> MjClient:
     if settings.simulator:
-        from mj_mcp.simulator import Simulator  # only when asked for: keeps start-up light
-
         return MjClient(
             "http://simulator.mj-mcp.invalid",
             None,
-            transport=Simulator(job_seconds=settings.sim_job_seconds).transport(),
+            transport=_LazySimulator(settings.sim_job_seconds),
             timeout=settings.http_timeout,
         )
     assert settings.base_url is not None

@@ -916,6 +916,18 @@ def _preview(img: Image.Image) -> Image.Image:
     return img.reduce(_PREVIEW_DIVISOR).filter(ImageFilter.GaussianBlur(6))
 
 
+def _draw_variant(key: str, text: str, index: int | None, size: tuple[int, int], variant: str) -> tuple[bytes, str]:
+    """(bytes, media type) of one served picture: "final", "preview" (blurred WebP) or quadrant "1".."4"."""
+    if variant in ("final", "preview"):
+        img = _render_picture(key, text, index, size)
+    else:
+        quadrant = (size[0] // 2, size[1] // 2) if index is None else size
+        img = _render_picture(key, text, int(variant), quadrant)
+    if variant == "preview":
+        return _encode(_preview(img), "WEBP"), "image/webp"
+    return _encode(img, "PNG"), "image/png"
+
+
 # ---------------------------------------------------------------------------------------------
 # Request plumbing
 
@@ -1120,10 +1132,10 @@ class Simulator:
             if path == "/health" and method == "GET":
                 return JSONResponse({"status": "ok"})
             if path.startswith("/sim/") and method == "GET":
-                return self._serve_sim(path)
+                return await self._serve_sim(path)
             na_image = re.fullmatch(r"/mj/image/([^/]+)", path)
             if na_image and method == "GET":
-                return self._serve_na_image(na_image.group(1))
+                return await self._serve_na_image(na_image.group(1))
         if not path.startswith("/mj/"):
             return Response(status_code=404)
         if not self._authorized(request):
@@ -1993,13 +2005,13 @@ class Simulator:
 
     # -- media --------------------------------------------------------------------------------
 
-    def _serve_sim(self, path: str) -> Response:
+    async def _serve_sim(self, path: str) -> Response:
         match = re.fullmatch(r"/sim/images/([^/]+)\.png", path)
         if match:
-            return self._picture(match.group(1), "final")
+            return await self._picture(match.group(1), "final")
         match = re.fullmatch(r"/sim/images/([^/]+)/(preview\.webp|[1-4]\.png)", path)
         if match:
-            return self._picture(match.group(1), match.group(2).split(".")[0])
+            return await self._picture(match.group(1), match.group(2).split(".")[0])
         match = re.fullmatch(r"/sim/uploads/([^/]+)", path)
         if match and match.group(1) in self._uploads:
             blob = self._uploads[match.group(1)]
@@ -2009,29 +2021,25 @@ class Simulator:
             return Response(_MP4_PLACEHOLDER, 200, media_type="video/mp4")
         return Response(status_code=404)
 
-    def _picture(self, task_id: str, variant: str) -> Response:
+    async def _picture(self, task_id: str, variant: str) -> Response:
         task = self.tasks.get(task_id)
         if task is None or not _KINDS[task.kind].picture:
             return Response(status_code=404)
         key = (task_id, variant)
         cached = self._images.get(key)
         if cached is None:
-            if variant in ("final", "preview"):
-                img = _render_picture(task.art_key, task.art_text, task.art_index, task.size)
-            else:
-                quadrant = (task.size[0] // 2, task.size[1] // 2) if task.art_index is None else task.size
-                img = _render_picture(task.art_key, task.art_text, int(variant), quadrant)
-            if variant == "preview":
-                cached = (_encode(_preview(img), "WEBP"), "image/webp")
-            else:
-                cached = (_encode(img, "PNG"), "image/png")
+            # Drawing takes tens of milliseconds; on the event loop it would hold back every
+            # reply and callback meanwhile, which real upstreams do not do.
+            cached = await anyio.to_thread.run_sync(
+                _draw_variant, task.art_key, task.art_text, task.art_index, task.size, variant
+            )
             self._images[key] = cached
             while len(self._images) > _IMAGE_CACHE_SIZE:
                 self._images.popitem(last=False)
         self._images.move_to_end(key)
         return Response(cached[0], 200, media_type=cached[1])
 
-    def _serve_na_image(self, task_id: str) -> Response:
+    async def _serve_na_image(self, task_id: str) -> Response:
         """new-api's `/mj/image/{id}`: whatever the task's imageUrl is at the moment."""
         task = self.tasks.get(task_id)
         path = self._picture_path(task, self._snapshot(task)) if task is not None else None
@@ -2039,7 +2047,7 @@ class Simulator:
             return Response(status_code=404)
         if not path.startswith("/"):
             return RedirectResponse(path, status_code=302)
-        return self._serve_sim(path)
+        return await self._serve_sim(path)
 
     # -- callbacks ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mj_mcp.callbacks import CALLBACK_PREFIX, MAX_CALLBACK_BYTES, CallbackReceiver
+from mj_mcp.callbacks import CALLBACK_PREFIX, MAX_CALLBACK_BYTES, CallbackReceiver, listening_socket
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
@@ -436,3 +436,14 @@ async def test_a_stdio_server_with_a_public_url_listens_for_its_callbacks(
         async with httpx2.AsyncClient() as http:
             answer = await http.post(hook, json={"id": result.structured_content["id"], "status": "SUBMITTED"})
         assert answer.status_code == 200
+
+
+def test_the_callback_listener_turns_nagle_off_so_keep_alive_callbacks_are_not_held_back() -> None:
+    """An upstream sends its callbacks one after another over one connection. uvicorn writes a
+    reply's head and body separately; with Nagle on, the body waits for the head's ACK, and the
+    sender's delayed ACK makes that ~40 ms per callback. Accepted connections inherit the flag."""
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()

@@ -21,11 +21,12 @@ async def session():
     return len(tools.tools)
 
 count = anyio.run(session)
-print(json.dumps({"tools": count, "loaded": sorted(m for m in ("PIL", "httpcore2", "h11") if m in sys.modules)}))
+heavy = ("PIL", "httpcore2", "h11", "mj_mcp.simulator")
+print(json.dumps({"tools": count, "loaded": sorted(m for m in heavy if m in sys.modules)}))
 """
 
 
-def test_a_simulator_session_up_to_tools_list_imports_neither_pillow_nor_the_http_connection_stack() -> None:
+def test_a_simulator_session_up_to_tools_list_imports_no_pillow_no_connection_stack_and_no_simulator_yet() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True, timeout=60

@@ -15,6 +15,8 @@ saved files, a resource link.
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -603,6 +605,7 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
 )
 
 JOB_TOOLS: Final = frozenset(spec.name for spec in TOOLS if spec.kind == "job")
+_SPECS: Final = {spec.name: spec for spec in TOOLS}
 
 
 def _controls_for(spec: ToolSpec) -> type[WireModel] | None:
@@ -613,14 +616,19 @@ def _controls_for(spec: ToolSpec) -> type[WireModel] | None:
     return None
 
 
-def _arguments_model(spec: ToolSpec) -> type[WireModel]:
-    """The endpoint's request model, plus the control arguments that apply."""
-    request = ENDPOINTS[spec.name].request
-    controls = _controls_for(spec)
+@functools.cache
+def _arguments_model(name: str) -> type[WireModel]:
+    """The endpoint's request model, plus the control arguments that apply.
+
+    Made at a tool's first call, not at start-up: `create_model` costs milliseconds per tool,
+    and the schema in tools/list is put together from the two models without it.
+    """
+    request = ENDPOINTS[name].request
+    controls = _controls_for(_SPECS[name])
     if controls is None:
         return request
-    # Base order puts the DTO's fields first in the schema, the controls after them.
-    return create_model(f"{spec.name}_arguments", __base__=(controls, request), __doc__=request.__doc__)
+    # Base order puts the DTO's fields first, the controls after them, as in the input schema.
+    return create_model(f"{name}_arguments", __base__=(controls, request), __doc__=request.__doc__)
 
 
 def _compact_schema(schema: Any) -> Any:
@@ -661,18 +669,32 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _input_schema(model: type[WireModel]) -> dict[str, Any]:
+@functools.cache
+def _model_schema(model: type[WireModel]) -> dict[str, Any]:
+    """Cached: the controls' schema is part of fifteen tools, and tests build many servers.
+    Callers copy what they keep."""
     raw = model.model_json_schema(by_alias=True)
     defs = cast(dict[str, Any], raw.pop("$defs", {}))
-    schema = cast(dict[str, Any], _compact_schema(_inline_refs(raw, defs)))
-    schema.pop("description", None)
+    return cast(dict[str, Any], _compact_schema(_inline_refs(raw, defs)))
+
+
+def _input_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The schema of `_arguments_model(spec.name)`: the DTO's fields, then the controls."""
+    parts = [_model_schema(ENDPOINTS[spec.name].request)]
+    controls = _controls_for(spec)
+    if controls is not None:
+        parts.append(_model_schema(controls))
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for part in parts:
+        properties.update(copy.deepcopy(cast(dict[str, Any], part.get("properties", {}))))
+        required += [name for name in cast(list[str], part.get("required", [])) if name not in required]
     # Unknown arguments are still refused by the model at call time, with a message naming them.
-    schema.pop("additionalProperties", None)
-    schema["type"] = "object"
+    schema: dict[str, Any] = {"type": "object"}
     # Required fields first: the order a model reads them in is the order it fills them in.
-    required = set(schema.get("required", []))
-    properties = cast(dict[str, Any], schema.get("properties", {}))
     schema["properties"] = dict(sorted(properties.items(), key=lambda kv: kv[0] not in required))
+    if required:
+        schema["required"] = required
     return schema
 
 
@@ -687,7 +709,6 @@ def _format_validation(tool: str, exc: PydanticValidationError) -> str:
 
 def _build_tool(spec: ToolSpec, holder: _Holder) -> Tool:
     """One mechanism for every tool: schema and validation from the models, errors as results."""
-    arguments_model = _arguments_model(spec)
     request_model = ENDPOINTS[spec.name].request
     has_controls = _controls_for(spec) is not None
     request_fields = {f.alias or name for name, f in request_model.model_fields.items()}
@@ -695,7 +716,7 @@ def _build_tool(spec: ToolSpec, holder: _Holder) -> Tool:
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
         app = holder.get()
         try:
-            parsed = arguments_model.model_validate(arguments)
+            parsed = _arguments_model(spec.name).model_validate(arguments)
         except PydanticValidationError as exc:
             return error_result(_format_validation(spec.name, exc))
         dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
@@ -727,7 +748,7 @@ def _build_tool(spec: ToolSpec, holder: _Holder) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=_input_schema(arguments_model),
+        parameters=_input_schema(spec),
         fn_metadata=FuncMetadata(arg_model=_RawArguments),
         is_async=True,
         context_kwarg="ctx",

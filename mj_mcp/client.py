@@ -458,21 +458,13 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             envelope = self._error_envelope(cast(dict[str, Any], data))
             if envelope is not None:
                 code, text = envelope
-                if code == CODE_NOT_FOUND or "task_no_found" in text or "task_not_found" in text:
-                    raise TaskNotFoundError(
-                        f"{_task_not_found_text(endpoint)}: {_gloss(self._scrub(text))}",
-                        code=code,
-                        http_status=status,
-                    )
+                if "task_no_found" in text or "task_not_found" in text:
+                    code = CODE_NOT_FOUND
                 raise self._rejection(endpoint, code, text, status, {})
         if status == 404:
             if endpoint.name in ("get_task", "image_seed", "cancel_task"):
                 raise TaskNotFoundError(f"{_task_not_found_text(endpoint)}.", http_status=404)
-            raise UpstreamRejectedError(
-                f"This upstream does not offer {endpoint.name} ({endpoint.path} answered HTTP 404).",
-                http_status=404,
-                hint="Use another tool for the same result (for example action with a button label).",
-            )
+            raise _missing_route(endpoint, _requested_path(response))
         text = response.text if response.content.strip() else ""
         raise UpstreamRejectedError(
             f"The upstream rejected {endpoint.name} with HTTP {status}"
@@ -539,11 +531,6 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _raise_for_code(self, endpoint: Endpoint, result: SubmitResult) -> None:
-        if result.code == CODE_NOT_FOUND:
-            raise TaskNotFoundError(
-                f"{_task_not_found_text(endpoint)}: {_gloss(self._scrub(result.description))}",
-                code=result.code,
-            )
         raise self._rejection(endpoint, result.code, result.description, 200, result.properties)
 
     def _rejection(
@@ -555,6 +542,18 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         properties: Mapping[str, Any],
     ) -> UpstreamError:
         text = _gloss(self._scrub(text)) or "no reason given"
+        if code == CODE_NOT_FOUND:
+            # Code 3 is also "no account can take this job" (无可用的账号实例, 账号不可用, no HD
+            # account for an HD video); only a call that names a task can be missing one.
+            if endpoint.name not in TASK_REFERENCING or any(word in text for word in ACCOUNT_WORDS):
+                return UpstreamRejectedError(
+                    f"The upstream has no account available for {endpoint.name}: {text}",
+                    code=code,
+                    http_status=status,
+                    hint="Nothing was started. Try again later, or with another mode (fast/relax/turbo); if it "
+                    "persists, the upstream's Midjourney accounts need attention.",
+                )
+            return TaskNotFoundError(f"{_task_not_found_text(endpoint)}: {text}", code=code, http_status=status)
         if code == CODE_BANNED_PROMPT:
             word = properties.get("bannedWord")
             word_text = f" (banned word: {word!r})" if isinstance(word, str) and word else ""
@@ -676,6 +675,45 @@ def _json_pieces(value: Any, out: list[bytes | str]) -> None:
 
 
 _NOT_JSON: Final = object()
+
+
+TASK_REFERENCING: Final = frozenset(
+    {"action", "modal", "change", "simple_change", "video", "show", "get_task", "image_seed", "cancel_task"}
+)
+"""Calls that name an existing task, so that code 3 can mean it is missing."""
+ACCOUNT_WORDS: Final = ("账号", "account", "Account", "实例")
+
+
+def _requested_path(response: httpx2.Response) -> str | None:
+    try:
+        return response.request.url.path
+    except RuntimeError:  # a response built without a request
+        return None
+
+
+def _missing_route(endpoint: Endpoint, requested: str | None) -> UpstreamRejectedError:
+    """HTTP 404 without an error body: the upstream has no such route."""
+    if requested and requested != endpoint.path and requested.endswith(endpoint.path):
+        prefix = requested.removesuffix(endpoint.path)
+        return UpstreamRejectedError(
+            f"The upstream has no route {requested} (HTTP 404): it does not take the speed-mode prefix "
+            f"{prefix!r}. Nothing was started.",
+            http_status=404,
+            hint="Call again without mode, or ask the user to set MJ_MODE_PREFIX to the other style "
+            "('/{mode}' or '/mj-{mode}') or to clear MJ_MODE.",
+        )
+    if endpoint.name in ("action", "modal"):
+        hint = (
+            "This upstream has no buttons API (the original midjourney-proxy): use change (action UPSCALE, "
+            "VARIATION or REROLL with index 1-4) or simple_change instead."
+        )
+    else:
+        hint = "This upstream does not support it; check MJ_BASE_URL, or use another tool for the same result."
+    return UpstreamRejectedError(
+        f"This upstream does not offer {endpoint.name} ({endpoint.path} answered HTTP 404).",
+        http_status=404,
+        hint=hint,
+    )
 
 
 def _task_not_found_text(endpoint: Endpoint) -> str:

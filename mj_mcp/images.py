@@ -24,8 +24,8 @@ Two guards stand between a tool argument and this machine's surroundings:
   Requests carry no credentials, no cookies and ignore proxy environment variables.
 
 Outputs. `make_preview` makes the ``image`` content item (≤ 1568 px, ≤ 1 MiB), `png_for_resource`
-makes the PNG resource blob (under 8 MiB), `split_grid` cuts a 2×2 grid into its four pictures, and
-`ImageSaver` writes files atomically and never over an existing file.
+makes the PNG resource blob (at most 7 MiB, under 10 MiB as base64), `split_grid` cuts a 2×2 grid
+into its four pictures, and `ImageSaver` writes files atomically and never over an existing file.
 
 Threading. Decoding with Pillow and writing files block. The ``async`` methods of `ImageLoader`
 do that work in a worker thread themselves. Everything else here is a plain blocking function
@@ -110,7 +110,10 @@ MAX_PIXELS: Final = 50_000_000
 MAX_REDIRECTS: Final = 3
 PREVIEW_MAX_SIDE: Final = 1568
 PREVIEW_MAX_BYTES: Final = 1_048_576
-RESOURCE_MAX_BYTES: Final = 8 * 1024 * 1024
+RESOURCE_MAX_BYTES: Final = 7 * 1024 * 1024
+"""Largest image resource blob, decoded. The contract allows 8 MiB, but stdio clients drop
+messages over 10 MiB and base64 adds a third: 7 MiB is 9.33 MiB on the wire, with room for the
+JSON around it."""
 RESOLVE_TIMEOUT: Final = 10.0
 _MAX_URL_LENGTH: Final = 8192
 _MAX_PATH_LENGTH: Final = 4096
@@ -597,39 +600,51 @@ class ImageLoader:
         """`load`, then ``data:<mime>;base64,...`` as the upstream's base64 fields take it."""
         return (await self.load(value)).data_uri()
 
-    async def check_url(self, url: str) -> str:
-        """Refuse a URL unless it is http(s), carries no credentials and every address its host
-        resolves to is public. Returns the normalised URL. Also for URLs only passed on."""
-        return str((await self._check(url)).url)
+    async def to_png_data_uri(self, value: str) -> str:
+        """`to_data_uri`, converted to PNG when it is not one: Vary Region masks must be PNG data URLs."""
+        loaded = await self.load(value)
+        if loaded.mime == "image/png":
+            return loaded.data_uri()
+        png = await anyio.to_thread.run_sync(png_for_resource, loaded.data)
+        return f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}"
+
+    async def check_url(self, url: str, *, what: str = "image URL") -> str:
+        """For a URL this server only passes on: refuse it unless it is http(s), carries no
+        credentials and every address its host resolves to is public. Returns the normalised URL;
+        `what` names the argument in messages.
+
+        A host that does not resolve here is let through: it leads nowhere from this machine, and
+        the upstream, which resolves it for itself, may well reach it.
+        """
+        return str((await self._check(url, what, unresolved_ok=True)).url)
 
     # -- URLs ----------------------------------------------------------------------------------
 
-    async def _check(self, raw: str | httpx2.URL) -> _Checked:
+    async def _check(self, raw: str | httpx2.URL, what: str = "image URL", *, unresolved_ok: bool = False) -> _Checked:
+        hint = _URL_HINT if what == "image URL" else f"Pass a public http(s) {what}, or leave it out."
         shown = _safe_url(raw)
         if isinstance(raw, str) and len(raw) > _MAX_URL_LENGTH:
-            raise ImageInputError(f"The image URL is longer than {_MAX_URL_LENGTH} characters.")
+            raise ImageInputError(f"The {what} is longer than {_MAX_URL_LENGTH} characters.")
         try:
             url = raw if isinstance(raw, httpx2.URL) else httpx2.URL(raw.strip())
             scheme, host, userinfo = url.scheme, url.host, url.userinfo
             raw_host = url.raw_host.decode("ascii")
         except Exception:
             # httpx2.InvalidURL, and UnicodeError/ValueError from IDNA on odd host names.
-            raise ImageInputError(
-                f"The image URL {shown} is not a valid URL.", hint="Pass a full http(s) URL."
-            ) from None
+            raise ImageInputError(f"The {what} {shown} is not a valid URL.", hint="Pass a full http(s) URL.") from None
         if scheme not in ("http", "https"):
             raise ImageRejectedError(
-                f"The image URL {shown} uses {scheme or 'no'} scheme; only http and https URLs are accepted.",
-                hint=_URL_HINT,
+                f"The {what} {shown} uses {scheme or 'no'} scheme; only http and https URLs are accepted.",
+                hint=hint,
             )
         if userinfo:
             raise ImageRejectedError(
-                f"The image URL {shown} contains a user name or password; URLs with credentials are "
+                f"The {what} {shown} contains a user name or password; URLs with credentials are "
                 "refused so that they are not sent anywhere.",
                 hint="Pass a public URL that needs no login, or the image as a data URI or file path.",
             )
         if not host:
-            raise ImageInputError(f"The image URL {shown} has no host.", hint="Pass a full http(s) URL.")
+            raise ImageInputError(f"The {what} {shown} has no host.", hint="Pass a full http(s) URL.")
         literal = _literal_ip(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
@@ -637,24 +652,32 @@ class ImageLoader:
             name = raw_host.rstrip(".").lower()
             if name == "localhost" or name.endswith(".localhost"):
                 raise ImageRejectedError(
-                    f"The image URL {shown} points to this machine (localhost); only public http(s) URLs are accepted.",
-                    hint=_URL_HINT,
+                    f"The {what} {shown} points to this machine (localhost); only public http(s) URLs are accepted.",
+                    hint=hint,
                 )
-            addresses = await self._resolve(raw_host, shown)
+            try:
+                addresses = await self._resolve(raw_host, shown, what)
+            except ImageRejectedError:
+                raise
+            except ImageInputError:
+                if not unresolved_ok:
+                    raise
+                addresses = []
         for address in addresses:
             reason = _internal_reason(address)
             if reason is not None:
                 raise ImageRejectedError(
-                    f"Image URL {shown} points to an internal address ({address}, {reason}); only "
+                    f"The {what} {shown} points to an internal address ({address}, {reason}); only "
                     "public http(s) URLs are accepted.",
-                    hint=_URL_HINT,
+                    hint=hint,
                 )
         return _Checked(url=url, addresses=addresses)
 
-    async def _resolve(self, host: str, shown: str) -> list[IPAddress]:
+    async def _resolve(self, host: str, shown: str, what: str = "image URL") -> list[IPAddress]:
         not_found = ImageInputError(
-            f"The host of the image URL {shown} could not be resolved.",
-            hint="Check the URL, or pass the image as a data URI or a file path.",
+            f"The host of the {what} {shown} could not be resolved.",
+            hint="Check the URL"
+            + (", or pass the image as a data URI or a file path." if what == "image URL" else "."),
         )
         try:
             with anyio.fail_after(RESOLVE_TIMEOUT):
@@ -667,7 +690,7 @@ class ImageLoader:
                 address = ipaddress.ip_address(answer)
             except ValueError:
                 raise ImageRejectedError(
-                    f"The host of the image URL {shown} resolved to an address that cannot be checked.",
+                    f"The host of the {what} {shown} resolved to an address that cannot be checked.",
                     hint=_URL_HINT,
                 ) from None
             if address not in addresses:

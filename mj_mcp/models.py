@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -267,6 +268,14 @@ class ChangeRequest(WireModel):
     )
     notify_hook: NotifyHook = None
     state: State = None
+
+    @model_validator(mode="after")
+    def _index_for_one_image(self) -> Self:
+        # The original proxy answers a missing index with HTTP 500, which would leave the job's
+        # fate unknown; say so before anything is sent.
+        if self.action in ("UPSCALE", "VARIATION") and self.index is None:
+            raise ValueError(f"{self.action} needs index: which image of the grid, 1-4")
+        return self
 
 
 class SimpleChangeRequest(WireModel):

@@ -23,6 +23,7 @@ __all__ = [
     "error_result",
     "json_result",
     "modal_instructions",
+    "task_link",
     "task_result",
     "task_uri",
 ]
@@ -127,7 +128,18 @@ def modal_instructions(task: Task, custom_id: str) -> str:
     if "PicReader" in custom_id or "PromptAnalyzer" in custom_id:
         hint = f" (suggested: {json.dumps(_clip(prefill, 300))})" if prefill else ""
         return f"{base} and the prompt to imagine{hint}."
-    return f"{base} and the new (remix) prompt."
+    if custom_id:
+        return f"{base} and the new (remix) prompt."
+    # The button that led here is not known (a get_task, or a reseller that answered code 1).
+    action = (task.action or "").upper()
+    if action == "ZOOM":
+        return modal_instructions(task, "MJ::CustomZoom")
+    if action in ("INPAINT", "VARY_REGION"):
+        return modal_instructions(task, "MJ::Inpaint")
+    return (
+        f"{base} and a prompt: for Custom Zoom one that contains --zoom between 1 and 2; for Vary (Region) "
+        "also maskBase64 (white = the region to repaint); otherwise the new (remix) prompt."
+    )
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -141,18 +153,22 @@ def _headline(task: Task) -> str:
 
 
 def _link(task: Task) -> ResourceLink:
+    return task_link(task.id, f"{task.action or 'task'} {task.status or ''}".strip())
+
+
+def task_link(task_id: str, description: str = "task") -> ResourceLink:
+    """A resource link to ``mj://tasks/{task_id}``."""
     return ResourceLink(
-        name=f"task-{task.id}",
-        uri=task_uri(task.id),
-        mime_type="application/json",
-        description=f"{task.action or 'task'} {task.status or ''}".strip(),
+        name=f"task-{task_id}", uri=task_uri(task_id), mime_type="application/json", description=description
     )
 
 
 def _locations(task: Task, media: Media) -> list[str]:
     lines: list[str] = []
     if task.image_url:
-        lines.append(f"Image: {task.image_url}")
+        # A video task's imageUrl is the picture it was made from, not a result.
+        label = "Start image" if (task.action or "").upper() == "VIDEO" else "Image"
+        lines.append(f"{label}: {task.image_url}")
     if media.saved is not None:
         lines.append(f"Saved: {media.saved}")
     if media.quadrants:
@@ -183,12 +199,14 @@ def _labels(task: Task) -> set[str]:
 
 def _next_step(task: Task) -> str:
     if task.status == "MODAL":
-        return f'Waiting for confirmation: call modal with taskId="{task.id}".'
+        return f"Waiting for confirmation. {modal_instructions(task, task.custom_id or '')}"
     if task.status != "SUCCESS":
         return ""
     labels = _labels(task)
     press = f'action with taskId="{task.id}" and customId'
     action = (task.action or "").upper()
+    if action == "VIDEO" and "U1" in labels:
+        return f"Next: {press}='U1'..'U4' to upscale one of the four videos, or '🔄' to re-roll them."
     if action == "DESCRIBE":
         return (
             "Next: imagine with one of these prompts, or press a number with "
@@ -213,6 +231,8 @@ def _next_step(task: Task) -> str:
 
 def _failure_next_step(task: Task, tool: str) -> str:
     reason = (task.fail_reason or "").lower()
+    if task.status == "CANCEL" or "取消" in reason or "cancel" in reason:
+        return "The task was cancelled; submit the job again if it is still wanted."
     if "banned" in reason or "敏感词" in reason or "moderation" in reason or "filter" in reason:
         return "Next: rephrase the prompt without the flagged words and submit it again."
     if "invalid" in reason or "parameter" in reason:

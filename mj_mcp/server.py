@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,7 +31,9 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolResult,
     ImageContent,
     SubscribeRequestParams,
@@ -73,7 +76,15 @@ from mj_mcp.models import (
     UploadRequest,
     WireModel,
 )
-from mj_mcp.results import Media, error_result, json_result, modal_instructions, task_result, task_uri
+from mj_mcp.results import (
+    Media,
+    error_result,
+    json_result,
+    modal_instructions,
+    task_link,
+    task_result,
+    task_uri,
+)
 from mj_mcp.waiting import Clock, TaskWatcher, describe_status
 
 __all__ = ["TOOLS", "App", "create_server"]
@@ -116,6 +127,9 @@ class WaitControls(WireModel):
 
 
 CONTROL_FIELDS: Final = frozenset({"wait", "timeout", "mode"})
+MODAL_GRACE: Final = 20.0
+"""Seconds a `modal` call's wait looks past MODAL: new-api refreshes its copy of a task only every
+~15 s, so the first reads after the confirmation may still show the task waiting for it."""
 
 
 class _RawArguments(ArgModelBase):
@@ -197,12 +211,40 @@ async def _job(app: App, ctx: Context, name: str, request: WireModel, controls: 
         await app.audit.record(
             name, task_id, prompt=getattr(request, "prompt", None), mode=controls.mode or app.client.mode
         )
+    siblings = result.task_ids[1:]
+    if callbacks is not None:
+        for sibling in siblings:
+            callbacks.expect(sibling)
     if result.code == CODE_EXISTED_MODAL:
-        return await _modal_result(app, name, task_id, request)
+        return _with_siblings(await _modal_result(app, name, task_id, request), siblings)
     if not controls.wait:
         task = await _fetch_or_stub(app, task_id, name)
-        return task_result(task, tool=name, queue_position=result.queue_position)
-    return await _wait_and_render(app, ctx, name, task_id, controls.timeout, result)
+        return _with_siblings(task_result(task, tool=name, queue_position=result.queue_position), siblings)
+    rendered = await _wait_and_render(
+        app,
+        ctx,
+        name,
+        task_id,
+        controls.timeout,
+        result,
+        custom_id=getattr(request, "custom_id", None) or "",
+        modal_grace=MODAL_GRACE if name == "modal" else 0.0,
+    )
+    return _with_siblings(rendered, siblings)
+
+
+def _with_siblings(result: CallToolResult, siblings: list[str]) -> CallToolResult:
+    """One submit may start several tasks (describe's "Imagine all"): none may go unmentioned."""
+    if not siblings:
+        return result
+    ids = ", ".join(siblings)
+    note = (
+        f"This call also started {len(siblings)} more task(s): {ids}. Follow them with get_task (wait=true) "
+        f"or list_tasks with ids=[{', '.join(json.dumps(i) for i in siblings)}]."
+    )
+    result.content.insert(1, TextContent(text=note))
+    result.content.extend(task_link(sibling) for sibling in siblings)
+    return result
 
 
 async def _get_task(
@@ -304,6 +346,10 @@ async def _prepare(app: App, name: str, request: WireModel) -> WireModel:
     """Turn image arguments into what the endpoint takes, and button labels into customIds."""
     updates: dict[str, Any] = {}
     images = app.images
+    hook = getattr(request, "notify_hook", None)
+    if hook:
+        # The upstream would POST the task to it: no way into this machine's network.
+        updates["notify_hook"] = await images.check_url(hook, what="notifyHook URL")
     if isinstance(request, ImagineRequest) and request.base64_array:
         urls: list[str] = []
         datas: list[str] = []
@@ -333,6 +379,9 @@ async def _prepare(app: App, name: str, request: WireModel) -> WireModel:
             elif attr == "image" and classify(cast(str, value)) == "url":
                 # video/edits take URLs as they are; they must still be public addresses.
                 updates[attr] = await images.check_url(cast(str, value))
+            elif attr == "mask_base64":
+                # Upstreams strip only "data:image/png;base64," from a Vary Region mask.
+                updates[attr] = await images.to_png_data_uri(cast(str, value))
             else:
                 updates[attr] = await images.to_data_uri(cast(str, value))
     return request.model_copy(update=updates) if updates else request
@@ -343,15 +392,27 @@ async def _resolve_button(app: App, task_id: str, wanted: str) -> str:
         return wanted
     parent = await app.client.fetch(task_id)
     button = parent.button(wanted)
-    if button is None:
-        labels = [b.display for b in parent.buttons]
-        available = ", ".join(repr(label) for label in labels) if labels else "none"
+    if button is not None:
+        return button.custom_id
+    labels = [b.display for b in parent.buttons]
+    if labels:
         raise ButtonNotFoundError(
-            f"Task {task_id} has no button {wanted!r}. Available: {available}.",
+            f"Task {task_id} has no button {wanted!r}. Available: {', '.join(repr(label) for label in labels)}.",
             available=labels,
             hint="Call action again with one of these labels (or its customId).",
         )
-    return button.custom_id
+    if not parent.finished:
+        raise ButtonNotFoundError(
+            f"Task {task_id} has no buttons yet: it is {parent.status or 'not finished'}.",
+            available=[],
+            hint=f'Call get_task with taskId="{task_id}" and wait=true, then press a button of the finished task.',
+        )
+    raise ButtonNotFoundError(
+        f"Task {task_id} has no buttons (this upstream lists none).",
+        available=[],
+        hint=f"For a grid, use change (taskId={task_id}, action UPSCALE, VARIATION or REROLL, index 1-4) or "
+        f'simple_change (content "{task_id} U2").',
+    )
 
 
 async def _modal_result(app: App, name: str, task_id: str, request: WireModel) -> CallToolResult:
@@ -377,6 +438,8 @@ async def _wait_and_render(
     submitted: SubmitResult | None,
     *,
     initial: Task | None = None,
+    custom_id: str = "",
+    modal_grace: float = 0.0,
 ) -> CallToolResult:
     async def on_update(task: Task) -> None:
         try:
@@ -392,6 +455,7 @@ async def _wait_and_render(
             timeout=timeout or app.settings.wait_timeout,
             on_update=on_update,
             initial=initial,
+            modal_grace=modal_grace,
         )
     except (UpstreamUnavailableError, RateLimitedError) as exc:
         # The job exists and may well finish; only reading it failed. Not an error: the same
@@ -411,8 +475,22 @@ async def _wait_and_render(
             task=initial or Task(id=task_id, action=name.upper(), status="SUBMITTED"),
         )
     task = outcome.task
+    if task.status == "MODAL" and name == "modal":
+        if outcome.timed_out:
+            hint = (
+                f"The upstream still shows task {task_id} waiting for confirmation (a reseller's copy can lag "
+                f'~15 s). Look again with get_task taskId="{task_id}" in a few seconds before calling modal '
+                "again: each modal call may be charged."
+            )
+        else:
+            hint = (
+                f"The upstream still shows task {task_id} waiting for confirmation {modal_grace:g} s after this "
+                "modal call, so it did not take it. Check the prompt (and maskBase64) against what the task needs "
+                "before calling modal again: each modal call may be charged."
+            )
+        return task_result(task, tool=name, modal_hint=hint)
     if task.status == "MODAL":
-        return task_result(task, tool=name, modal_hint=modal_instructions(task, task.custom_id or ""))
+        return task_result(task, tool=name, modal_hint=modal_instructions(task, custom_id or task.custom_id or ""))
     media = await _media(app, task) if task.status == "SUCCESS" else None
     return task_result(
         task,
@@ -427,15 +505,21 @@ async def _media(app: App, task: Task) -> Media | None:
     """Download the task's image, make the preview the model sees, and save the files."""
     if task.status != "SUCCESS" or not task.image_url:
         return None
-    if (task.action or "").upper() in ("DESCRIBE", "SHORTEN"):
+    action = (task.action or "").upper()
+    if action in ("DESCRIBE", "SHORTEN"):
         return None
+    source = task.image_url
+    if action == "VIDEO":
+        # imageUrl is the picture the videos start from; a thumbnail of the first video, when
+        # given, shows the result. Neither is the result itself, so nothing is saved.
+        source = next((v.thumbnail for v in task.video_urls or [] if v.thumbnail), source)
     media = Media()
     try:
-        data, mime = await app.client.download(task.image_url)
+        data, mime = await app.client.download(source)
         preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data)
         media.preview = ImageContent(data=base64.b64encode(preview).decode("ascii"), mime_type=preview_mime)
         saver = app.saver
-        if saver is not None:
+        if saver is not None and action != "VIDEO":
             grid = task.button("U1") is not None and task.button("V1") is not None
             kind = (task.action or "task").lower()
 
@@ -915,7 +999,7 @@ def _register_resources(server: MCPServer[App], holder: _Holder) -> None:
         "mj://tasks/{taskId}/image",
         name="task-image",
         title="A task's image",
-        description="The task's image as PNG (full size; scaled down only to stay under 8 MiB).",
+        description="The task's image as PNG (full size; scaled down only to stay under 7 MiB).",
         mime_type="image/png",
     )
     async def task_image_resource(taskId: str) -> bytes:
@@ -961,7 +1045,16 @@ def _register_resources(server: MCPServer[App], holder: _Holder) -> None:
         try:
             query = QueryRequest.model_validate({k: v for k, v in raw.items() if v is not None})
         except PydanticValidationError as exc:
-            raise ResourceError(_format_validation(uri, exc)) from None
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'page'}: {err['msg']}"
+                for err in exc.errors(include_url=False, include_input=False)[:4]
+            )
+            raise MCPError(
+                INVALID_PARAMS,
+                f"{uri}: {problems}. Use a 0-based page number, and optionally pageSize (1-100), sort, action, "
+                "status, prompt, state as query parameters.",
+                {"uri": uri},
+            ) from None
         try:
             page = await app.client.query(query)
         except MjError as exc:

@@ -158,6 +158,7 @@ MSG_UNKNOWN_ACTION: Final = "未知的 Action 类型"
 MSG_MODAL: Final = "Waiting for window confirm"
 MSG_QUEUE_FULL_TA: Final = "提交失败，队列已满，请稍后重试"
 MSG_QUEUE_FULL_NZ: Final = "队列已满，请稍后尝试"
+MSG_NO_ACCOUNT: Final = "无可用的账号实例"
 
 _DEFAULT_START: Final = 1_750_000_000.0
 _MAX_TASKS_LISTED: Final = 100
@@ -270,6 +271,9 @@ class Quirks:
     """False: `/mj/task/list-by-condition` (and `/list-by-ids`) answer 404."""
     cancel_empty_body: bool = True
     """TA answers cancel with an empty 200; False gives PLUS's `{code, description, result}`."""
+    no_account: bool = False
+    """Refuse every new job with code 3 `无可用的账号实例`: no account can take it (all disabled,
+    none with the requested mode)."""
 
 
 @dataclass(slots=True)
@@ -1273,6 +1277,8 @@ class Simulator:
                 self._reject(MSG_BANNED, CODE_BANNED_PROMPT, promptEn=prompt, bannedWord=word)
 
     def _check_queue(self) -> None:
+        if self.quirks.no_account:
+            self._reject(MSG_NO_ACCOUNT, CODE_NOT_FOUND)
         if self.quirks.queue_full == "9":
             self._reject(MSG_QUEUE_FULL_TA, CODE_FAILURE)
         if self.quirks.queue_full == "23":
@@ -1852,7 +1858,11 @@ class Simulator:
         if task.modal_need == "mask":
             if not req.mask_base64:
                 self._reject("maskBase64不能为空")
-            self._blob(req.mask_base64)
+            mask = req.mask_base64.strip()
+            if mask.startswith("data:") and not mask.startswith("data:image/png;base64,"):
+                # TA strips only "data:image/png;base64," before decoding the mask.
+                self._reject(MSG_BASE64)
+            self._blob(mask)
         self._check_queue()
         task.prompt = prompt
         task.art_text = prompt
@@ -1871,8 +1881,10 @@ class Simulator:
         # a word outside the enum a binding error (400, from the model's Literal).
         if action is None or (action in _NZ_ACTIONS and action not in get_args(ChangeAction)):
             self._reject("action参数错误")
-        req = self._validate(call, ChangeRequest, raw)
-        tag = "R" if req.action == "REROLL" else f"{req.action[0]}{req.index or ''}"
+        # The model refuses U/V without an index, as a client should; NZ itself only fails later.
+        no_index = action in ("UPSCALE", "VARIATION") and raw.get("index") is None
+        req = self._validate(call, ChangeRequest, {**raw, "index": 1} if no_index else raw)
+        tag = "R" if req.action == "REROLL" else f"{req.action[0]}{'' if no_index else req.index}"
         return self._change_parent(call, req.task_id, tag, state=req.state, notify_hook=req.notify_hook)
 
     async def _simple_change(self, call: _Call) -> Response:
@@ -1898,7 +1910,8 @@ class Simulator:
         if parent.action not in _CHANGEABLE:
             self._reject("关联任务不允许执行变化")
         if tag in ("U", "V"):
-            self._reject("index参数错误")
+            # NZ unboxes the null index into an int: a NullPointerException, Spring's 500.
+            raise _Answer(self._spring_error(500, call.path))
         h = parent.job_hash
         if tag == "R":
             return self._press(

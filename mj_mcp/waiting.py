@@ -111,7 +111,10 @@ class _Watch:
 
 def describe_status(task: Task) -> str:
     """A one-line progress message naming the status, for progress notifications."""
-    status = task.status or "UNKNOWN"
+    status = task.status
+    if not status:
+        # new-api shows a task it has not heard about yet with status "".
+        return "NOT_START (no status reported yet)"
     if status == "IN_PROGRESS":
         return f"IN_PROGRESS {task.percent}%"
     if status == "NOT_START":
@@ -155,13 +158,17 @@ class TaskWatcher:
         timeout: float,
         on_update: OnUpdate | None = None,
         initial: Task | None = None,
+        modal_grace: float = 0.0,
     ) -> WaitOutcome:
         """Wait until the task finishes or `timeout` seconds pass; report changes as they come.
 
         `on_update` is called for every new snapshot, and again after `heartbeat` quiet seconds.
+        MODAL ends the wait, but only `modal_grace` seconds after it began: right after a `modal`
+        call, a lagging copy of the task may still show MODAL.
         Raises the upstream error that makes further waiting pointless (task gone, key refused).
         """
         now = self.clock.now()
+        modal_final_at = now + modal_grace
         watch = self._watches.get(task_id)
         if watch is None:
             watch = self._watches[task_id] = _Watch(task_id=task_id, added_at=now)
@@ -185,7 +192,7 @@ class TaskWatcher:
                         reported, last_report = key, now
                         if on_update is not None:
                             await on_update(task)
-                    if task.finished or task.status == "MODAL":
+                    if task.finished or (task.status == "MODAL" and self.clock.now() >= modal_final_at):
                         # MODAL never moves on its own: it waits for a `modal` call.
                         return WaitOutcome(task, timed_out=False)
                 if watch.error is not None and _fatal(watch.error):

@@ -278,10 +278,10 @@ async def test_a_notify_hook_given_by_the_caller_is_kept(
     async with callback_session(settings, mj, sim, clock) as (client, _receiver):
         with anyio.fail_after(20):
             result = await client.call_tool(
-                "imagine", {"prompt": "a fox", "notifyHook": "https://example.com/hook", "wait": False}
+                "imagine", {"prompt": "a fox", "notifyHook": "https://93.184.216.34/hook", "wait": False}
             )
     assert result.structured_content is not None
-    assert sim.tasks[result.structured_content["id"]].notify_hook == "https://example.com/hook"
+    assert sim.tasks[result.structured_content["id"]].notify_hook == "https://93.184.216.34/hook"
 
 
 async def test_without_a_public_url_submits_carry_no_hook(

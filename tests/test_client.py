@@ -308,6 +308,48 @@ async def test_an_action_on_a_missing_parent_is_task_not_found(mj: MjClient) -> 
     assert info.value.http_status == 404
 
 
+async def test_code_3_on_a_new_job_means_no_account_is_available_not_a_missing_task(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock, quirks=Quirks(no_account=True))
+    async with MjClient(SIM_URL, transport=sim.transport()) as mj:
+        with pytest.raises(UpstreamRejectedError) as info:
+            await mj.imagine(ImagineRequest(prompt="x"))
+    assert not isinstance(info.value, TaskNotFoundError)
+    assert info.value.code == 3
+    assert "no account available for imagine" in str(info.value)
+    assert "Nothing was started" in str(info.value)
+
+
+async def test_code_3_about_an_account_on_an_action_is_not_a_missing_parent(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock)
+    sim.inject(Fault(kind="status", status=200, body='{"code":3,"description":"账号不可用: 1234"}', path="/action"))
+    async with MjClient(SIM_URL, transport=sim.transport()) as mj:
+        with pytest.raises(UpstreamRejectedError) as info:
+            await mj.action(ActionRequest(task_id="1234567890123456", custom_id="MJ::JOB::upsample::1::x"))
+    assert not isinstance(info.value, TaskNotFoundError)
+    assert "no account available for action" in str(info.value)
+
+
+async def test_a_404_under_a_mode_prefix_says_the_upstream_does_not_take_that_prefix(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock)
+    sim.inject(Fault(kind="status", status=404, body="", path="/fast/mj/submit/imagine"))
+    async with MjClient(SIM_URL, transport=sim.transport(), mode="fast") as mj:
+        with pytest.raises(UpstreamRejectedError) as info:
+            await mj.imagine(ImagineRequest(prompt="x"))
+    assert "/fast/mj/submit/imagine" in info.value.message
+    assert "MJ_MODE_PREFIX" in info.value.hint
+
+
+async def test_an_upstream_without_the_buttons_api_points_to_change(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock)
+    sim.inject(Fault(kind="status", status=404, body="", path="/mj/submit/action"))
+    async with MjClient(SIM_URL, transport=sim.transport()) as mj:
+        with pytest.raises(UpstreamRejectedError) as info:
+            await mj.action(ActionRequest(task_id="1234567890123456", custom_id="MJ::JOB::upsample::1::x"))
+    assert "does not offer action" in info.value.message
+    assert "change" in info.value.hint
+    assert "simple_change" in info.value.hint
+
+
 @pytest.mark.parametrize("dialect", ["204", "empty200", "400"])
 async def test_an_unknown_task_is_not_found_in_every_dialect(dialect: Any, clock: FakeClock) -> None:
     sim = Simulator(clock=clock, quirks=Quirks(unknown_fetch=dialect))

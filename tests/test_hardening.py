@@ -196,6 +196,30 @@ async def test_random_arguments_always_give_a_result_never_a_traceback_or_the_ke
             assert KEY not in everything
 
 
+@pytest.mark.parametrize(
+    "hook",
+    ["http://127.0.0.1:9/hook", "http://10.0.0.5/hook", "http://[::ffff:169.254.169.254]/x", "file:///etc/passwd"],
+)
+async def test_a_notify_hook_into_an_internal_network_is_refused_and_nothing_is_submitted(
+    settings: Settings, hook: str
+) -> None:
+    """The upstream would POST every task to it: a prompt-injected agent must not aim it inside."""
+    async with keyed_client(settings, FakeClock()) as (client, sim):
+        result = await call(client, "imagine", {"prompt": "a fox", "notifyHook": hook, "wait": False})
+    assert result.is_error
+    assert "notifyHook URL" in assert_clear(result)
+    assert not sim.tasks
+
+
+async def test_a_public_notify_hook_is_passed_on(settings: Settings) -> None:
+    async with keyed_client(settings, FakeClock()) as (client, sim):
+        result = await call(
+            client, "imagine", {"prompt": "a fox", "notifyHook": "https://93.184.216.34/h", "wait": False}
+        )
+    assert not result.is_error
+    assert [t.notify_hook for t in sim.tasks.values()] == ["https://93.184.216.34/h"]
+
+
 # -- the key never leaks -------------------------------------------------------------------------
 
 

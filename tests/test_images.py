@@ -25,6 +25,7 @@ from PIL import Image
 from mj_mcp import images
 from mj_mcp.errors import ImageInputError, ImageRejectedError, MjError
 from mj_mcp.images import (
+    RESOURCE_MAX_BYTES,
     ImageLoader,
     ImageSaver,
     LoadedImage,
@@ -760,11 +761,20 @@ async def test_check_url_resolves_names_that_only_look_like_numeric_addresses(al
 
 
 @pytest.mark.anyio
-async def test_check_url_reports_a_host_that_does_not_resolve(allowed: Path) -> None:
+async def test_a_download_from_a_host_that_does_not_resolve_is_reported(allowed: Path) -> None:
     loader, _ = make_loader(allowed, names={})
     with pytest.raises(ImageInputError, match="could not be resolved") as caught:
-        await loader.check_url("https://nowhere.example/x.png")
+        await loader.load("https://nowhere.example/x.png")
     assert not isinstance(caught.value, ImageRejectedError)
+
+
+@pytest.mark.anyio
+async def test_a_url_only_passed_on_may_name_a_host_that_does_not_resolve_here(allowed: Path) -> None:
+    """It leads nowhere from this machine; the upstream resolves it for itself (the seeds' own
+    examples use such hosts, and a sandbox may have no DNS at all)."""
+    loader, resolver = make_loader(allowed, names={})
+    assert await loader.check_url("https://cdn.example/x.jpg") == "https://cdn.example/x.jpg"
+    assert resolver.calls == ["cdn.example"]
 
 
 @pytest.mark.anyio
@@ -775,7 +785,7 @@ async def test_check_url_treats_an_empty_or_failing_resolver_answer_as_not_resol
     for resolver in (FakeResolver({"empty.example": []}), timing_out):
         loader = ImageLoader([allowed], http=httpx2.AsyncClient(), resolver=resolver)
         with pytest.raises(ImageInputError, match="could not be resolved"):
-            await loader.check_url("https://empty.example/x.png")
+            await loader.load("https://empty.example/x.png")
 
 
 @pytest.mark.anyio
@@ -1210,6 +1220,15 @@ def test_png_for_resource_scales_a_large_image_down_to_fit() -> None:
 def test_png_for_resource_keeps_transparency() -> None:
     original = encode(noise((64, 64), "RGBA"), "WEBP")
     assert decode(png_for_resource(original)).mode == "RGBA"
+
+
+def test_a_resource_blob_stays_under_the_10_mib_stdio_clients_accept_once_base64_encoded() -> None:
+    """An 8 MiB blob is 10.67 MiB as base64, which stdio clients drop: the default cap is lower."""
+    original = encode(noise((1800, 1800)), "PNG")  # ~9.7 MB of incompressible pixels
+    assert len(original) > RESOURCE_MAX_BYTES
+    fitted = png_for_resource(original)
+    assert len(fitted) <= RESOURCE_MAX_BYTES
+    assert len(base64.b64encode(fitted)) < 10 * 1024 * 1024 - 64 * 1024
 
 
 @pytest.mark.parametrize("max_bytes", [8 * 1024 * 1024, 5])

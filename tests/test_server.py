@@ -27,7 +27,7 @@ from PIL import Image
 from mj_mcp import server as server_module
 from mj_mcp.config import Settings
 from mj_mcp.models import ENDPOINTS
-from mj_mcp.simulator import FAIL_REASON, Quirks, Simulator
+from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import FakeClock, ServerFactory
 
 pytestmark = pytest.mark.anyio
@@ -664,10 +664,13 @@ async def test_an_unknown_task_resource_is_resource_not_found(client: Client, ur
     assert info.value.error.code == -32602
 
 
-async def test_a_bad_page_resource_says_what_is_wrong(client: Client) -> None:
+@pytest.mark.parametrize("uri", ["mj://tasks/page/x", "mj://tasks/page/-1", "mj://tasks/page/0?pageSize=abc"])
+async def test_a_bad_page_resource_is_invalid_params_and_says_what_is_wrong(client: Client, uri: str) -> None:
     with pytest.raises(MCPError) as info:
-        await client.read_resource("mj://tasks/page/x")
-    assert "pageNumber" in info.value.error.message
+        await client.read_resource(uri)
+    assert info.value.error.code == -32602
+    assert "pageNumber" in info.value.error.message or "pageSize" in info.value.error.message
+    assert "0-based page number" in info.value.error.message
 
 
 async def test_the_prompt_helps_write_a_midjourney_prompt(client: Client) -> None:
@@ -740,3 +743,131 @@ def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() 
         validating = server_module._model_schema(server_module._arguments_model(spec.name))  # pyright: ignore[reportPrivateUsage]
         assert listed["properties"] == validating["properties"], spec.name
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
+
+
+# -- upstream dialects and the next step ---------------------------------------------------------
+
+
+async def test_change_without_an_index_for_an_upscale_is_refused_before_anything_is_sent(
+    client: Client, sim: Simulator
+) -> None:
+    grid = await imagine(client)
+    before = len(sim.request_log)
+    result = await call(client, "change", {"taskId": grid["id"], "action": "UPSCALE"})
+    assert result.is_error
+    assert "index" in text(result)
+    assert len(sim.request_log) == before
+
+
+async def test_pressing_a_button_on_a_running_task_says_to_wait_for_it_first(client: Client) -> None:
+    running = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+    assert running.structured_content is not None
+    result = await press(client, running.structured_content["id"], "U1")
+    assert result.is_error
+    assert "no buttons yet" in text(result)
+    assert "get_task" in text(result) and "wait=true" in text(result)
+
+
+async def test_a_finished_task_without_buttons_points_to_change_and_simple_change(
+    client: Client, sim: Simulator
+) -> None:
+    # The original midjourney-proxy lists no buttons on its tasks.
+    bare = {"id": "1750000000000123", "action": "IMAGINE", "status": "SUCCESS", "progress": "100%"}
+    sim.inject(Fault(kind="status", status=200, body=json.dumps(bare), path="/1750000000000123/fetch"))
+    result = await press(client, "1750000000000123", "U2")
+    assert result.is_error
+    assert "simple_change" in text(result)
+    assert "change (taskId=1750000000000123" in text(result)
+
+
+async def custom_zoom_modal(client: Client) -> dict[str, Any]:
+    grid = await imagine(client)
+    upscale = (await press(client, grid["id"], "U3")).structured_content
+    assert upscale is not None
+    modal = (await press(client, upscale["id"], "Custom Zoom")).structured_content
+    assert modal is not None and modal["status"] == "MODAL"
+    return modal
+
+
+async def test_modal_waits_through_a_lagging_read_that_still_shows_modal(client: Client, sim: Simulator) -> None:
+    """new-api refreshes its copy of a task every ~15 s: the first read after the confirmation may
+    still say MODAL, and stopping there would have the model pay for a second modal call."""
+    modal = await custom_zoom_modal(client)
+    stale = [{**modal, "status": "MODAL", "progress": "0%"}]
+    sim.inject(Fault(kind="status", status=200, body=json.dumps(stale), path="/list-by-condition", times=2))
+    done = await call(client, "modal", {"taskId": modal["id"], "prompt": "a fox --zoom 1.5"})
+    assert not done.is_error, text(done)
+    assert done.structured_content is not None
+    assert done.structured_content["status"] == "SUCCESS"
+    assert not sim.pending_faults
+
+
+async def test_a_modal_the_upstream_never_takes_says_so_instead_of_asking_for_another(
+    client: Client, sim: Simulator
+) -> None:
+    modal = await custom_zoom_modal(client)
+    stuck = {**modal, "status": "MODAL", "progress": "0%"}
+    sim.inject(
+        Fault(kind="status", status=200, body=json.dumps([stuck]), path="/list-by-condition", times=None),
+        Fault(kind="status", status=200, body=json.dumps(stuck), path="/fetch", times=None),
+    )
+    result = await call(client, "modal", {"taskId": modal["id"], "prompt": "a fox --zoom 1.5"})
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "MODAL"
+    assert "did not take it" in text(result)
+    assert "may be charged" in text(result)
+
+
+async def test_a_modal_task_read_with_get_task_says_what_modal_needs(client: Client) -> None:
+    modal = await custom_zoom_modal(client)
+    result = await call(client, "get_task", {"taskId": modal["id"]})
+    assert "modal" in text(result)
+    assert "--zoom" in text(result)
+
+
+async def test_imagine_all_from_a_describe_names_every_task_it_started(client: Client, image_file: Path) -> None:
+    described = await call(client, "describe", {"base64": str(image_file)})
+    assert described.structured_content is not None
+    result = await press(client, described.structured_content["id"], "Imagine all")
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    links = [c.uri for c in result.content if isinstance(c, ResourceLink)]
+    assert len(set(links)) == 4
+    assert f"mj://tasks/{result.structured_content['id']}" in links
+    assert "3 more task(s)" in text(result)
+
+
+async def test_a_vary_region_mask_given_as_jpeg_is_sent_as_the_png_the_upstream_reads(
+    client: Client, settings: Settings
+) -> None:
+    assert settings.allowed_dirs
+    mask = settings.allowed_dirs[0] / "mask.jpg"
+    Image.new("L", (96, 64), 255).save(mask, "JPEG")
+    grid = await imagine(client)
+    upscale = (await press(client, grid["id"], "U1")).structured_content
+    assert upscale is not None
+    region = (await press(client, upscale["id"], "Vary (Region)")).structured_content
+    assert region is not None
+    done = await call(client, "modal", {"taskId": region["id"], "prompt": "a hat", "maskBase64": str(mask)})
+    assert not done.is_error, text(done)
+
+
+async def test_a_video_result_shows_a_video_thumbnail_and_offers_the_video_buttons(client: Client) -> None:
+    video = await call(client, "video", {"prompt": "waves", "image": data_uri("blue")})
+    assert not video.is_error, text(video)
+    body = text(video)
+    assert "Start image:" in body
+    assert "Saved:" not in body  # the start image is the input, not a result
+    assert "four videos" in body
+    assert "V1" not in body
+    assert any(isinstance(c, ImageContent) for c in video.content)
+
+
+async def test_a_cancelled_task_says_it_was_cancelled_not_to_retry(client: Client) -> None:
+    running = await call(client, "imagine", {"prompt": "a fox", "wait": False})
+    assert running.structured_content is not None
+    task_id = running.structured_content["id"]
+    await call(client, "cancel_task", {"taskId": task_id})
+    result = await call(client, "get_task", {"taskId": task_id})
+    assert result.is_error
+    assert "cancelled" in text(result)

@@ -1071,8 +1071,9 @@ async def test_change_and_simple_change_press_the_grid_buttons(client: httpx2.As
     again = await post(client, "/mj/submit/change", {"taskId": reroll["id"], "action": "REROLL"})
     assert (await fetch(client, again["result"]))["action"] == "REROLL"
 
-    missing_index = await post(client, "/mj/submit/change", {"taskId": grid["id"], "action": "VARIATION"})
-    assert_code(missing_index, 4, "index参数错误")
+    missing_index = await client.post("/mj/submit/change", json={"taskId": grid["id"], "action": "VARIATION"})
+    assert missing_index.status_code == 500  # NZ's NullPointerException
+    assert missing_index.json()["error"] == "Internal Server Error"
     not_a_grid = await post(client, "/mj/submit/change", {"taskId": upscale["id"], "action": "UPSCALE", "index": 1})
     assert_code(not_a_grid, 4, "关联任务不允许执行变化")
     running = await post(client, "/mj/submit/change", {"taskId": again["result"], "action": "UPSCALE", "index": 1})

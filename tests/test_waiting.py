@@ -190,7 +190,8 @@ def test_describe_status_names_the_status() -> None:
     assert describe_status(Task(id="1", status="IN_PROGRESS", progress="42%")) == "IN_PROGRESS 42%"
     assert "queued" in describe_status(Task(id="1", status="NOT_START"))
     assert describe_status(Task(id="1", status="SUCCESS")) == "SUCCESS"
-    assert describe_status(Task(id="1")) == "UNKNOWN"
+    assert describe_status(Task(id="1")).startswith("NOT_START")  # new-api's "" before it hears of the task
+    assert describe_status(Task(id="1", status="")).startswith("NOT_START")
 
 
 async def test_the_system_clock_moves_and_sleeps() -> None:

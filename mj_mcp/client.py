@@ -450,6 +450,9 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         """Map non-2xx statuses of a (non-5xx, non-429) reply to errors."""
         status = response.status_code
         if status < 300:
+            if _is_web_page(response):
+                # new-api answers the routes it does not relay with its dashboard page, HTTP 200.
+                raise _missing_route(endpoint, _requested_path(response), web_page=True)
             return
         if status in (401, 403):
             raise AuthenticationError(f"The upstream refused the key (HTTP {status}).", http_status=status, code=None)
@@ -691,9 +694,19 @@ def _requested_path(response: httpx2.Response) -> str | None:
         return None
 
 
-def _missing_route(endpoint: Endpoint, requested: str | None) -> UpstreamRejectedError:
-    """HTTP 404 without an error body: the upstream has no such route."""
-    if requested and requested != endpoint.path and requested.endswith(endpoint.path):
+def _is_web_page(response: httpx2.Response) -> bool:
+    if "html" in response.headers.get("content-type", "").lower():
+        return True
+    return response.content[:64].lstrip().lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _missing_route(endpoint: Endpoint, requested: str | None, *, web_page: bool = False) -> UpstreamRejectedError:
+    """HTTP 404 without an error body, or a web page where JSON belongs: no such route upstream.
+
+    Either way the error carries HTTP 404, so that the poller falls back to per-task reads.
+    """
+    answered = "answered with a web page instead of JSON" if web_page else "answered HTTP 404"
+    if not web_page and requested and requested != endpoint.path and requested.endswith(endpoint.path):
         prefix = requested.removesuffix(endpoint.path)
         return UpstreamRejectedError(
             f"The upstream has no route {requested} (HTTP 404): it does not take the speed-mode prefix "
@@ -707,10 +720,15 @@ def _missing_route(endpoint: Endpoint, requested: str | None) -> UpstreamRejecte
             "This upstream has no buttons API (the original midjourney-proxy): use change (action UPSCALE, "
             "VARIATION or REROLL with index 1-4) or simple_change instead."
         )
+    elif web_page:
+        hint = (
+            "Gateways such as new-api relay only some calls; use another tool for the same result. Only if "
+            "every call answers like this does MJ_BASE_URL point at a website instead of its API."
+        )
     else:
         hint = "This upstream does not support it; check MJ_BASE_URL, or use another tool for the same result."
     return UpstreamRejectedError(
-        f"This upstream does not offer {endpoint.name} ({endpoint.path} answered HTTP 404).",
+        f"This upstream does not offer {endpoint.name} ({endpoint.path} {answered}).",
         http_status=404,
         hint=hint,
     )

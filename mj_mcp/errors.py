@@ -116,8 +116,9 @@ class AuthenticationError(UpstreamError):
     """HTTP 401/403: the key was refused."""
 
     hint = (
-        "Check MJ_API_KEY, and MJ_AUTH_HEADER (bearer for resellers, mj-api-secret for a "
-        "self-hosted midjourney-proxy), then restart the server."
+        "Check MJ_API_KEY, and MJ_AUTH_HEADER (bearer for resellers such as openai-hk; mj-api-secret "
+        "for a self-hosted midjourney-proxy; authorization, the raw key, also works for trueai-org's), "
+        "then restart the server."
     )
 
 

@@ -16,9 +16,18 @@ Design:
 - **Faithful by default, every dialect on a switch.** The default behaviour follows the TA /
   PLUS flavour documented in docs/upstream-api.md (codes, verbatim messages, HTTP 404 with a
   code-3 body, 204 for an unknown fetch, Spring-style 400 for unreadable JSON). `Quirks` turns
-  on the other dialects of §7 (number ids, NZ empty fetch, new-api trimmed tasks, plain-text
-  401, queue codes 22/9/23, banned words, failing jobs, no list-by-condition, PLUS cancel
-  body) so a client can be tested against each of them.
+  on the other dialects of §7 (number ids, NZ empty fetch, plain-text 401, queue codes
+  22/9/23, banned words, failing jobs, no list-by-condition, PLUS cancel body, an account
+  with Remix on) so a client can be tested against each of them.
+- **new-api in front** (`Quirks.new_api`): the reseller gateway most commercial keys go
+  through, modelled as a layer between the client and this TA upstream (`_via_new_api`): its
+  routes (anything else gets its dashboard page), its own checks and their 400
+  `{code, description, type: "upstream_error"}` errors, notifyHook and accountFilter stripped
+  from what it forwards, codes 21 (except Vary Region / Custom Zoom) and 22 rewritten to 1,
+  and its own copy of every task (trimmed Task view, FAILURE at "100%", the one-hour timeout,
+  optionally refreshed only every `new_api_poll` seconds).
+- **Authentication dialects** (`Quirks.auth`): NZ's `mj-api-secret` only, TA's raw
+  `Authorization`-else-`mj-api-secret`, new-api's `Bearer sk-…`, each failing in its own form.
 - **Faults** (`Fault`, `Simulator.inject`) replace the reply of the next matching requests with
   an HTTP error, malformed JSON, an empty body or a proxy's HTML error page, hold it back on the
   injected clock (a slow upstream), or break the connection: refused, reset mid-reply, or timed
@@ -75,6 +84,7 @@ from typing import (
     TypedDict,
     TypeVar,
     Unpack,
+    cast,
     get_args,
     runtime_checkable,
 )
@@ -159,6 +169,11 @@ MSG_MODAL: Final = "Waiting for window confirm"
 MSG_QUEUE_FULL_TA: Final = "提交失败，队列已满，请稍后重试"
 MSG_QUEUE_FULL_NZ: Final = "队列已满，请稍后尝试"
 MSG_NO_ACCOUNT: Final = "无可用的账号实例"
+MSG_TA_UNAUTHORIZED: Final = "Authorization header missing."
+NA_TIMEOUT_REASON: Final = "上游任务超时（超过1小时）"
+NA_TASK_TIMEOUT: Final = 3600.0
+"""new-api fails a task not at 100% this many seconds after its submit."""
+NA_INVALID_TOKEN: Final = "无效的令牌"  # noqa: S105 - the message, not a secret
 
 _DEFAULT_START: Final = 1_750_000_000.0
 _MAX_TASKS_LISTED: Final = 100
@@ -266,7 +281,36 @@ class Quirks:
     auth_plain_text: bool = False
     """401 with TA's plain-text body `Authorization header missing.` instead of an empty one."""
     trimmed_tasks: bool = False
-    """new-api's Task view: fixed field set, "" and 0 instead of null, NA action names."""
+    """Older name of `new_api` (its Task view was the first part of it); either switches it on."""
+    new_api: bool = False
+    """new-api in front of this upstream (docs/upstream-api.md "NA"): its routes only (others get
+    its dashboard page, HTTP 200 HTML); its own checks answered with HTTP 400
+    `{"code":4,"description":"<reason> ","type":"upstream_error"}` (`prompt_is_required`,
+    `custom_id_is_required`, `unknown_action:<customId>` for buttons it cannot map such as
+    PicReader, animate or ❤️, `task_not_found`, `task_status_not_success`, `index_is_required`,
+    `task_no_found` for an unknown fetch or seed, `bind_request_body_failed`); `notifyHook` and
+    `accountFilter` removed before forwarding (so no callbacks); codes 21 (except Vary Region
+    and Custom Zoom) and 22 rewritten to 1; and tasks as its copy shows them: fixed field set, ""
+    and 0 instead of null, its action names, the submit reply's description, FAILURE with
+    progress "100%", and tasks not done after an hour failed with `上游任务超时（超过1小时）`."""
+    new_api_poll: float = 0.0
+    """Seconds between new-api's reads of this upstream (new-api: 15). Its copy of a task is the
+    upstream's state at the last multiple of this on the clock, and status "" / "0%" (buttons
+    and properties null) before its first read. 0: the copy is always current, and a job shows
+    as "" / "0%" until it has started."""
+    auth: Literal["any", "nz", "ta", "new-api"] = "any"
+    """Which headers carry the key (docs §1.1), when the simulator has an `api_key`:
+    "any" accepts every style (`Authorization: Bearer k`, `Authorization: k`, `mj-api-secret: k`);
+    "nz" only `mj-api-secret`, failing with 401 and an empty body; "ta" the raw `Authorization`
+    value if that header is sent (no "Bearer " stripping, and it wins over `mj-api-secret`), else
+    `mj-api-secret`, failing with 401 text `Authorization header missing.`; "new-api"
+    `Authorization` with "Bearer "/"bearer " and then "sk-" stripped (falling back to
+    `mj-api-secret` when it is empty or `midjourney-proxy`; anything after a further "-" names a
+    channel), so the key is `sk-` + letters and digits, failing with 401
+    `{"error":{"message":…,"type":"new_api_error","code":""}}`."""
+    remix: bool = False
+    """The account has Remix on (auto-submit off): variation, reroll, pan and animate buttons
+    answer code 21 and wait in MODAL for a new prompt, as with `enableRemix: true` (docs §3)."""
     list_by_condition: bool = True
     """False: `/mj/task/list-by-condition` (and `/list-by-ids`) answer 404."""
     cancel_empty_body: bool = True
@@ -414,6 +458,10 @@ class SimTask:
     parent_id: str | None = None
     custom_id: str = ""
     na_action: str | None = None
+    na_description: str | None = None
+    """new-api's copy: the description of the submit reply that created the task."""
+    na_prompt: str | None = None
+    """new-api's copy: the prompt of that submit (a button press: the parent's)."""
     extra: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
     queued_at: float | None = None
     """When the job entered the queue; None while the task waits in MODAL."""
@@ -670,6 +718,61 @@ _REROLL_AS: Final[dict[str, str]] = {"UPSCALE": "IMAGINE", "SHOW": "IMAGINE"}
 _CHANGEABLE: Final = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
 _NZ_ACTIONS: Final = frozenset({"IMAGINE", "UPSCALE", "VARIATION", "REROLL", "DESCRIBE", "BLEND"})
 _BLEND_RATIOS: Final = {"PORTRAIT": "2:3", "SQUARE": "1:1", "LANDSCAPE": "3:2"}
+
+# new-api (docs §1.1 "NA", `router/relay-router.go`): the MJ routes it relays. The TA aliases
+# `/mj/submit/edit` and `/mj/task/list-by-ids`, and list/queue/query/cancel/show, are not among them.
+_NA_ROUTES: Final = frozenset(
+    {
+        "/mj/submit/action",
+        "/mj/submit/shorten",
+        "/mj/submit/modal",
+        "/mj/submit/imagine",
+        "/mj/submit/change",
+        "/mj/submit/simple-change",
+        "/mj/submit/describe",
+        "/mj/submit/blend",
+        "/mj/submit/edits",
+        "/mj/submit/video",
+        "/mj/task/{id}/fetch",
+        "/mj/task/{id}/image-seed",
+        "/mj/task/list-by-condition",
+        "/mj/insight-face/swap",
+        "/mj/submit/upload-discord-images",
+    }
+)
+# The action new-api records for a submit (`RelayMidjourneySubmit`); /action maps its customId.
+_NA_ACTIONS: Final = {
+    "imagine": "IMAGINE",
+    "describe": "DESCRIBE",
+    "edit": "EDITS",
+    "shorten": "SHORTEN",
+    "blend": "BLEND",
+    "upload_images": "UPLOAD",
+    "video": "VIDEO",
+    "modal": "MODAL",
+    "swap_face": "SWAP_FACE",
+}
+_NA_KEEPS_21: Final = frozenset({"INPAINT", "CUSTOM_ZOOM"})
+"""new-api rewrites code 21 to 1 for every action but these."""
+_NA_TEXT_FIELDS: Final = (
+    "prompt",
+    "customId",
+    "botType",
+    "notifyHook",
+    "action",
+    "state",
+    "taskId",
+    "content",
+    "maskBase64",
+    "sourceBase64",
+    "targetBase64",
+)
+"""String fields of new-api's request DTOs: another JSON type there fails its binding."""
+_NA_PAGE: Final = (
+    b'<!doctype html><html lang="zh"><head><meta charset="UTF-8" /><title>New API</title></head>'
+    b'<body><div id="root"></div></body></html>'
+)
+"""What new-api answers for a path it does not route: its dashboard's index page, HTTP 200."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -950,6 +1053,8 @@ class _Call:
     mode: str | None
     path: str
     params: dict[str, str]
+    body: bytes | None = None
+    """The body as forwarded by a gateway in front (new-api), instead of the request's own."""
 
     @property
     def base(self) -> str:
@@ -1056,8 +1161,8 @@ class Simulator:
         }
         routes = [(e.method, e.path, e.name) for e in ENDPOINTS.values()]
         routes += [("POST", "/mj/submit/edit", "edit"), ("POST", "/mj/task/list-by-ids", "list_tasks")]
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
-            (method, _path_pattern(path), name, handlers[name]) for method, path, name in routes
+        self._routes: list[tuple[str, str, re.Pattern[str], str, Handler]] = [
+            (method, path, _path_pattern(path), name, handlers[name]) for method, path, name in routes
         ]
         self.app = Starlette(
             routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])],
@@ -1142,34 +1247,76 @@ class Simulator:
                 return await self._serve_na_image(na_image.group(1))
         if not path.startswith("/mj/"):
             return Response(status_code=404)
+        found = self._find_route(method, path)
+        if self._new_api and (not isinstance(found, tuple) or found[3] not in _NA_ROUTES):
+            # No such route in new-api: the catch-all of its web UI answers with the dashboard.
+            return Response(_NA_PAGE, 200, media_type="text/html; charset=utf-8")
         if not self._authorized(request):
-            if self.quirks.auth_plain_text:
-                return Response("Authorization header missing.", 401, media_type="text/plain")
-            return Response(status_code=401)
+            return self._unauthorized()
+        if found == "wrong_method":
+            return self._spring_error(405, path)
+        if found is None:
+            return Response(status_code=404)
+        name, handler, params, _template = found
+        if name == "list_tasks" and not self.quirks.list_by_condition:
+            return Response(status_code=404)
+        call = _Call(request, mode, path, params)
+        if self._new_api:
+            return await self._via_new_api(call, name, handler)
+        return await handler(call)
+
+    def _find_route(
+        self, method: str, path: str
+    ) -> tuple[str, Handler, dict[str, str], str] | Literal["wrong_method"] | None:
+        """(name, handler, path parameters, path template) of the route, or why there is none."""
         wrong_method = False
-        for route_method, pattern, name, handler in self._routes:
+        for route_method, template, pattern, name, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
             if route_method != method:
                 wrong_method = True
                 continue
-            if name == "list_tasks" and not self.quirks.list_by_condition:
-                break
-            return await handler(_Call(request, mode, path, match.groupdict()))
-        if wrong_method:
-            return self._spring_error(405, path)
-        return Response(status_code=404)
+            return name, handler, match.groupdict(), template
+        return "wrong_method" if wrong_method else None
+
+    @property
+    def _new_api(self) -> bool:
+        return self.quirks.new_api or self.quirks.trimmed_tasks
 
     def _authorized(self, request: Request) -> bool:
         if self.api_key is None:
             return True
-        authorization = request.headers.get("authorization", "").strip()
-        candidates = {authorization, request.headers.get("mj-api-secret", "").strip()}
+        headers = request.headers
+        dialect = self.quirks.auth
+        if dialect == "nz":
+            return _same(headers.get("mj-api-secret", ""), self.api_key)
+        if dialect == "ta":
+            # TA's WorkContext: Authorization when the header is there at all, raw.
+            token = headers["authorization"] if "authorization" in headers else headers.get("mj-api-secret", "")
+            return _same(token, self.api_key)
+        if dialect == "new-api":
+            # new-api's TokenAuth: its keys are "sk-" + the token; a further "-…" picks a channel.
+            key = _strip_bearer(headers.get("authorization", ""))
+            if key in ("", "midjourney-proxy"):
+                key = _strip_bearer(headers.get("mj-api-secret", ""))
+            key = key.removeprefix("sk-").split("-")[0]
+            return _same(key, self.api_key.removeprefix("sk-"))
+        authorization = headers.get("authorization", "").strip()
+        candidates = {authorization, headers.get("mj-api-secret", "").strip()}
         if authorization[:7].lower() == "bearer ":
             candidates.add(authorization[7:].strip())
-        key = self.api_key.encode()
-        return any(secrets.compare_digest(c.encode(), key) for c in candidates if c)
+        return any(_same(c, self.api_key) for c in candidates)
+
+    def _unauthorized(self) -> Response:
+        dialect = self.quirks.auth
+        if dialect == "ta" or (dialect == "any" and self.quirks.auth_plain_text):
+            return Response(MSG_TA_UNAUTHORIZED, 401, media_type="text/plain")
+        if dialect == "new-api":
+            stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d%H%M%S")
+            message = f"{NA_INVALID_TOKEN} (request id: {stamp}{secrets.token_hex(4)})"
+            return JSONResponse({"error": {"message": message, "type": "new_api_error", "code": ""}}, 401)
+        return Response(status_code=401)
 
     # -- replies ------------------------------------------------------------------------------
 
@@ -1222,7 +1369,7 @@ class Simulator:
     ) -> dict[str, Any]:
         """The JSON object of the request, reduced to `model`'s fields (plus `keep`) under their
         wire names, so that the upstream's own checks can read it before the model does."""
-        raw = await call.request.body()
+        raw = call.body if call.body is not None else await call.request.body()
         if not raw.strip():
             if required:
                 self._bad_request(call)
@@ -1352,12 +1499,15 @@ class Simulator:
 
     # -- the lifecycle ------------------------------------------------------------------------
 
-    def _snapshot(self, task: SimTask) -> _Snap:
-        """Where the task is now; all timing is derived here, from the clock."""
-        now = self.clock() if task.cancelled_at is None else task.cancelled_at
-        if task.queued_at is None:
-            if task.cancelled_at is not None:
-                return _Snap("FAILURE", "", None, _ms(task.cancelled_at), CANCEL_REASON)
+    def _snapshot(self, task: SimTask, at: float | None = None) -> _Snap:
+        """Where the task is now (or was `at` then); all timing is derived here, from the clock."""
+        now = self.clock() if at is None else at
+        cancelled_at = task.cancelled_at if task.cancelled_at is not None and task.cancelled_at <= now else None
+        if cancelled_at is not None:
+            now = cancelled_at
+        if task.queued_at is None or (task.modal_need is not None and now < task.queued_at):
+            if cancelled_at is not None:
+                return _Snap("FAILURE", "", None, _ms(cancelled_at), CANCEL_REASON)
             return _Snap("MODAL", None, None, None)
         j = self.job_seconds
         t0 = task.queued_at + task.queue_delay
@@ -1370,8 +1520,8 @@ class Simulator:
                 break
             status, progress = phase_status, phase_progress
         start = _ms(t0 + _STARTED_AT * j) if status != "NOT_START" else None
-        if task.cancelled_at is not None:
-            return _Snap("FAILURE", "", start, _ms(task.cancelled_at), CANCEL_REASON)
+        if cancelled_at is not None:
+            return _Snap("FAILURE", "", start, _ms(cancelled_at), CANCEL_REASON)
         finish = _ms(t0 + j) if status == "SUCCESS" else None
         return _Snap(status, progress, start, finish)
 
@@ -1398,9 +1548,10 @@ class Simulator:
         return task.base + path
 
     def _view(self, task: SimTask) -> dict[str, Any]:
-        snap = self._snapshot(task)
-        full = self._full_view(task, snap)
-        return self._trimmed_view(task, snap, full) if self.quirks.trimmed_tasks else full
+        """The task as a fetch shows it: the upstream's, or new-api's copy of it."""
+        if self._new_api:
+            return self._trimmed_view(task)
+        return self._full_view(task, self._snapshot(task))
 
     def _full_view(self, task: SimTask, snap: _Snap) -> dict[str, Any]:
         """TA / PLUS Task JSON: every field present, null when unset."""
@@ -1463,10 +1614,57 @@ class Simulator:
             "baseImageUrl": task.source_url if task.kind == "edit" else None,
         }
 
-    def _trimmed_view(self, task: SimTask, snap: _Snap, full: dict[str, Any]) -> dict[str, Any]:
-        """new-api's Task (docs §2.1 "NA view"): fixed keys, "" and 0 for nothing."""
-        # new-api shows a task it has not polled yet as status "" with progress "0%".
-        status = "" if snap.status == "NOT_START" else snap.status
+    def _na_copy(self, task: SimTask) -> _Snap | None:
+        """new-api's copy of the task: the upstream at its last read (None: not read yet).
+
+        Its poller reads every `new_api_poll` seconds; it fails a task that is not at 100% an
+        hour after its submit, and sets a failed task's progress to "100%" (docs §2.4, §4.3).
+        """
+        now = self.clock()
+        every = self.quirks.new_api_poll
+        at = math.floor(now / every) * every if every > 0 else now
+        if _ms(at) < task.submit_ms:
+            return None
+        snap = self._snapshot(task, at)
+        if at - task.submit_ms / 1000 > NA_TASK_TIMEOUT and snap.status not in ("SUCCESS", "FAILURE"):
+            return _Snap("FAILURE", "100%", snap.start_ms, snap.finish_ms, NA_TIMEOUT_REASON)
+        if every <= 0 and snap.status == "NOT_START":
+            return None
+        if snap.status == "FAILURE":
+            return _Snap("FAILURE", "100%", snap.start_ms, snap.finish_ms, snap.fail_reason)
+        return snap
+
+    def _trimmed_view(self, task: SimTask) -> dict[str, Any]:
+        """new-api's Task (docs §2.1 "NA view", `coverMidjourneyTaskDto`): fixed keys, "" and 0
+        for nothing; action, prompt and description are what it recorded at the submit, the rest
+        is its copy of the upstream's task (customId, botType and maskBase64 it never fills)."""
+        view: dict[str, Any] = {
+            "id": task.id,
+            "action": task.na_action or task.action,
+            "customId": "",
+            "botType": "",
+            "prompt": task.na_prompt if task.na_prompt is not None else (task.prompt or ""),
+            "promptEn": "",
+            "description": task.na_description if task.na_description is not None else MSG_OK,
+            "state": "",
+            "submitTime": task.submit_ms,
+            "startTime": 0,
+            "finishTime": 0,
+            "imageUrl": "",
+            "videoUrl": "",
+            "videoUrls": None,
+            "status": "",
+            "progress": "0%",
+            "failReason": "",
+            "buttons": None,
+            "maskBase64": "",
+            "properties": None,
+        }
+        snap = self._na_copy(task)
+        if snap is None:
+            # Its own record, before its first read of the upstream.
+            return view
+        full = self._full_view(task, snap)
         image_url = full["imageUrl"] or ""
         if image_url:
             # new-api rewrites result links to its own image proxy (MjForwardUrlEnabled).
@@ -1474,28 +1672,145 @@ class Simulator:
             if snap.status != "SUCCESS":
                 image_url += f"?rand={int(self.clock() * 1e9)}"
         video_urls = full["videoUrls"]
-        return {
-            "id": task.id,
-            "action": task.na_action or task.action,
-            "customId": task.custom_id,
-            "botType": "",
-            "prompt": full["prompt"] or "",
-            "promptEn": full["promptEn"] or "",
-            "description": MSG_OK,
-            "state": task.state or "",
-            "submitTime": task.submit_ms,
-            "startTime": snap.start_ms or 0,
-            "finishTime": snap.finish_ms or 0,
-            "imageUrl": image_url,
-            "videoUrl": full["videoUrl"] or "",
-            "videoUrls": [{"url": v["url"]} for v in video_urls] if video_urls else None,
-            "status": status,
-            "progress": "0%" if status == "" else (snap.progress or ""),
-            "failReason": snap.fail_reason or "",
-            "buttons": full["buttons"],
-            "maskBase64": "",
-            "properties": {"finalPrompt": full["properties"].get("finalPrompt") or "", "finalZhPrompt": ""},
-        }
+        view.update(
+            {
+                "promptEn": full["promptEn"] or "",
+                "state": full["state"] or "",
+                "startTime": snap.start_ms or 0,
+                "finishTime": snap.finish_ms or 0,
+                "imageUrl": image_url,
+                "videoUrl": full["videoUrl"] or "",
+                "videoUrls": [{"url": v["url"]} for v in video_urls] if video_urls else None,
+                "status": snap.status,
+                "progress": snap.progress or "",
+                "failReason": snap.fail_reason or "",
+                "buttons": full["buttons"],
+                "properties": {"finalPrompt": full["properties"].get("finalPrompt") or "", "finalZhPrompt": ""},
+            }
+        )
+        return view
+
+    # -- new-api in front ---------------------------------------------------------------------
+
+    def _na_error(self, description: str, code: int = CODE_VALIDATION) -> NoReturn:
+        """new-api's own refusal (`controller/relay.go` `RelayMidjourney`): HTTP 400, "<reason> <result>"."""
+        body = {"code": code, "description": f"{description} ", "type": "upstream_error"}
+        raise _Answer(JSONResponse(body, status_code=400))
+
+    def _na_action_of(self, custom_id: str) -> str:
+        """new-api's `CoverPlusActionToNormalAction`: its action name for a button, or its refusal."""
+        if not custom_id:
+            self._na_error("custom_id_is_required")
+        parts = custom_id.split("::")
+        if len(parts) < 2 or (parts[1] == "JOB" and len(parts) < 3):
+            raise _Answer(Response(status_code=500))  # Go: index out of range; gin's recovery
+        word = parts[2] if parts[1] == "JOB" else parts[1]
+        if not word:
+            self._na_error("unknown_action")
+        if "upsample" in word or word == "variation":
+            if len(parts) < 4:
+                raise _Answer(Response(status_code=500))
+            try:
+                int(parts[3])
+            except ValueError:
+                self._na_error("index_parse_failed")
+            return "UPSCALE" if "upsample" in word else "VARIATION"
+        if "variation" in word:
+            return {"low_variation": "LOW_VARIATION", "high_variation": "HIGH_VARIATION"}.get(word, "")
+        if "pan" in word:
+            return "PAN"
+        if "reroll" in word:
+            return "REROLL"
+        named = {"Outpaint": "ZOOM", "CustomZoom": "CUSTOM_ZOOM", "Inpaint": "INPAINT"}.get(word)
+        if named is None:
+            self._na_error(f"unknown_action:{custom_id}")
+        return named
+
+    async def _via_new_api(self, call: _Call, name: str, handler: Handler) -> Response:
+        """The request as new-api relays it to this upstream (`relay/mjproxy_handler.go`).
+
+        Reads of a task answer from its copy; submits pass its own checks, lose `notifyHook` and
+        `accountFilter` (MjNotifyEnabled / MjAccountFilterEnabled are off by default), and the
+        reply comes back as the upstream sent it, codes 21 and 22 rewritten to 1.
+        """
+        if name in ("get_task", "image_seed"):
+            task = self.tasks.get(call.params["id"])
+            if task is None:
+                self._na_error("task_no_found")
+            return JSONResponse(self._view(task)) if name == "get_task" else await handler(call)
+        try:
+            data = json.loads(await call.request.body())
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            self._na_error("do_request_failed" if name == "list_tasks" else "bind_request_body_failed")
+        body = cast(dict[str, Any], data)
+        if name == "list_tasks":
+            return await handler(call)
+        # Go's encoding/json matches keys case-insensitively; a wrong JSON type fails the binding.
+        fields = {key.lower(): value for key, value in body.items()}
+        for key in _NA_TEXT_FIELDS:
+            value = fields.get(key.lower())
+            if value is not None and not isinstance(value, str):
+                self._na_error("bind_request_body_failed")
+        index = fields.get("index")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+            self._na_error("bind_request_body_failed")
+
+        def text(key: str) -> str:
+            value = fields.get(key.lower())
+            return value if isinstance(value, str) else ""
+
+        action = self._na_action_of(text("customId")) if name == "action" else _NA_ACTIONS.get(name, "")
+        prompt = "InsightFace" if name == "swap_face" else text("prompt")
+        if name == "imagine" and not prompt:
+            self._na_error("prompt_is_required")
+        if name == "swap_face" and not (text("sourceBase64") and text("targetBase64")):
+            self._na_error("sour_base64_and_target_base64_is_required")
+        # Calls on an existing task are checked against new-api's own records first.
+        task_id = text("taskId")
+        if task_id and name in ("action", "change", "modal", "video"):
+            if name == "change":
+                action = text("action")
+                if not action:
+                    self._na_error("action_is_required")
+                if not index:
+                    self._na_error("index_is_required")
+            parent = self.tasks.get(task_id)
+            if parent is None:
+                self._na_error("task_not_found")
+            if name != "modal":
+                copy = self._na_copy(parent)
+                if copy is None or copy.status != "SUCCESS":
+                    self._na_error("task_status_not_success")
+            prompt = parent.na_prompt if parent.na_prompt is not None else (parent.prompt or "")
+        forwarded = {key: value for key, value in body.items() if key not in ("notifyHook", "accountFilter")}
+        call.body = json.dumps(forwarded, ensure_ascii=False).encode()
+        try:
+            response = await handler(call)
+        except _Answer as answer:
+            return answer.response  # the upstream's refusal, passed on as it came
+        content = bytes(response.body)
+        reply = json.loads(content)
+        if not isinstance(reply, dict):
+            return response
+        reply = cast(dict[str, Any], reply)
+        code, result = reply.get("code"), reply.get("result")
+        if code in (CODE_SUCCESS, CODE_EXISTED_MODAL, CODE_IN_QUEUE) and isinstance(result, str | int):
+            task = self.tasks.get(str(result))
+            if task is not None and task.na_description is None:
+                # new-api shows the first record it made for an id (a modal call makes a second).
+                task.na_description = str(reply.get("description") or "")
+                task.na_action = action
+                task.na_prompt = prompt
+        if name == "swap_face":
+            return response  # relayed through RelaySwapFace, which rewrites nothing
+        # String replacement on the reply, as new-api does it.
+        if code == CODE_EXISTED_MODAL and action not in _NA_KEEPS_21:
+            content = content.replace(b'"code":21', b'"code":1')
+        if code == CODE_IN_QUEUE:
+            content = content.replace(b'"code":22', b'"code":1')
+        return Response(content, response.status_code, media_type="application/json")
 
     # -- submit endpoints ---------------------------------------------------------------------
 
@@ -1727,7 +2042,7 @@ class Simulator:
             self._reject(MSG_BAD_STATUS)
         if not any(b["customId"] == req.custom_id for b in _KINDS[parent.kind].buttons(parent)):
             self._reject(MSG_UNKNOWN_ACTION)
-        remix = raw.get("enableRemix") is True
+        remix = raw.get("enableRemix") is True or self.quirks.remix
         return self._press(call, parent, req.custom_id, state=req.state, notify_hook=req.notify_hook, remix=remix)
 
     def _press(
@@ -2055,7 +2370,10 @@ class Simulator:
     async def _serve_na_image(self, task_id: str) -> Response:
         """new-api's `/mj/image/{id}`: whatever the task's imageUrl is at the moment."""
         task = self.tasks.get(task_id)
-        path = self._picture_path(task, self._snapshot(task)) if task is not None else None
+        snap = None
+        if task is not None:
+            snap = self._na_copy(task) if self._new_api else self._snapshot(task)
+        path = self._picture_path(task, snap) if task is not None and snap is not None else None
         if path is None:
             return Response(status_code=404)
         if not path.startswith("/"):
@@ -2081,7 +2399,9 @@ class Simulator:
             if key == task.notified:
                 continue
             task.notified = key
-            due.append((task.notify_hook, json.dumps(self._view(task), ensure_ascii=False).encode()))
+            # Sent by the upstream itself, not through a gateway in front: its own Task JSON.
+            body = self._full_view(task, snap)
+            due.append((task.notify_hook, json.dumps(body, ensure_ascii=False).encode()))
         return due
 
     async def send_callbacks(self, post: Callable[[str, bytes], Awaitable[object]]) -> int:
@@ -2142,6 +2462,15 @@ class StandaloneApp:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+def _same(presented: str, key: str) -> bool:
+    return bool(presented) and secrets.compare_digest(presented.encode(), key.encode())
+
+
+def _strip_bearer(value: str) -> str:
+    """new-api strips exactly "Bearer " or "bearer " (then spaces), nothing else."""
+    return value[7:].strip() if value.startswith(("Bearer ", "bearer ")) else value
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:

@@ -44,6 +44,7 @@ class FakeClock:
     def __init__(self, start: float = 1_750_000_000.0) -> None:
         self.t = start
         self.slept: list[float] = []
+        self._moved: anyio.Event | None = None
 
     def __call__(self) -> float:
         return self.t
@@ -53,11 +54,21 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.t += max(0.0, seconds)
+        self.advance(max(0.0, seconds))
         await anyio.lowlevel.checkpoint()
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+        if self._moved is not None and seconds:
+            self._moved.set()
+            self._moved = None
+
+    async def moved_from(self, t: float) -> None:
+        """Return once the time is no longer `t` (for helpers that act when time moves)."""
+        while self.t == t:
+            if self._moved is None:
+                self._moved = anyio.Event()
+            await self._moved.wait()
 
 
 @pytest.fixture

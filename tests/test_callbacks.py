@@ -236,10 +236,11 @@ async def callback_session(
 
     async def pump(post: Callable[[str, bytes], Awaitable[object]]) -> None:
         # Calls back as soon as (fake) time has moved, without moving it itself: the server's
-        # own sleeps drive time, as real time would.
+        # own sleeps drive time, as real time would. A task changes only when time moves.
         while True:
+            seen = clock.now()
             await sim.send_callbacks(post)
-            await anyio.lowlevel.checkpoint()
+            await clock.moved_from(seen)
 
     async with (
         http_to(receiver) as http,

@@ -78,6 +78,18 @@ async def test_without_list_by_condition_it_falls_back_to_fetch_once_and_remembe
     assert reads(sim)["fetch"] >= 2
 
 
+async def test_a_web_page_where_list_by_condition_should_be_also_falls_back_to_fetch(
+    mj: MjClient, sim: Simulator, watcher: TaskWatcher
+) -> None:
+    """A gateway that does not relay the route may answer it with its dashboard page (HTTP 200)."""
+    sim.inject(Fault(path="/list-by-condition", kind="html_error_page", status=200, times=None))
+    task_id = await submit(mj)
+    with anyio.fail_after(30):
+        outcome = await watcher.wait(task_id, timeout=600)
+    assert outcome.task.status == "SUCCESS"
+    assert watcher.list_supported is False
+
+
 async def test_backward_and_stale_snapshots_are_ignored(mj: MjClient, clock: FakeClock) -> None:
     w = TaskWatcher(mj, interval=2.0, heartbeat=5.0, clock=clock)
     seen: list[str] = []

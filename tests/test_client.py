@@ -319,14 +319,20 @@ async def test_code_3_on_a_new_job_means_no_account_is_available_not_a_missing_t
     assert "Nothing was started" in str(info.value)
 
 
-async def test_code_3_about_an_account_on_an_action_is_not_a_missing_parent(clock: FakeClock) -> None:
+async def action_refused_with(clock: FakeClock, reply: Fault) -> UpstreamRejectedError:
     sim = Simulator(clock=clock)
-    sim.inject(Fault(kind="status", status=200, body='{"code":3,"description":"账号不可用: 1234"}', path="/action"))
+    sim.inject(reply)
     async with MjClient(SIM_URL, transport=sim.transport()) as mj:
         with pytest.raises(UpstreamRejectedError) as info:
             await mj.action(ActionRequest(task_id="1234567890123456", custom_id="MJ::JOB::upsample::1::x"))
-    assert not isinstance(info.value, TaskNotFoundError)
-    assert "no account available for action" in str(info.value)
+    return info.value
+
+
+async def test_code_3_about_an_account_on_an_action_is_not_a_missing_parent(clock: FakeClock) -> None:
+    body = '{"code":3,"description":"账号不可用: 1234"}'
+    error = await action_refused_with(clock, Fault(kind="status", status=200, body=body, path="/action"))
+    assert not isinstance(error, TaskNotFoundError)
+    assert "no account available for action" in str(error)
 
 
 async def test_a_404_under_a_mode_prefix_says_the_upstream_does_not_take_that_prefix(clock: FakeClock) -> None:
@@ -340,14 +346,10 @@ async def test_a_404_under_a_mode_prefix_says_the_upstream_does_not_take_that_pr
 
 
 async def test_an_upstream_without_the_buttons_api_points_to_change(clock: FakeClock) -> None:
-    sim = Simulator(clock=clock)
-    sim.inject(Fault(kind="status", status=404, body="", path="/mj/submit/action"))
-    async with MjClient(SIM_URL, transport=sim.transport()) as mj:
-        with pytest.raises(UpstreamRejectedError) as info:
-            await mj.action(ActionRequest(task_id="1234567890123456", custom_id="MJ::JOB::upsample::1::x"))
-    assert "does not offer action" in info.value.message
-    assert "change" in info.value.hint
-    assert "simple_change" in info.value.hint
+    error = await action_refused_with(clock, Fault(kind="status", status=404, body="", path="/mj/submit/action"))
+    assert "does not offer action" in error.message
+    assert "change" in error.hint
+    assert "simple_change" in error.hint
 
 
 @pytest.mark.parametrize("dialect", ["204", "empty200", "400"])

@@ -22,7 +22,8 @@ from mj_mcp.models import (
     task_order,
 )
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "docs" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
+"""Copies of the seed API documents (shared/docs/seeds) whose examples the models must parse."""
 
 # The seeds' request examples, verbatim (openai-hk / PLUS swagger dumps).
 SEED_REQUESTS: list[tuple[str, dict[str, Any]]] = [

@@ -32,6 +32,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from mj_mcp import __version__
+from mj_mcp.endpoints import ENDPOINTS, Endpoint
 from mj_mcp.errors import (
     AuthenticationError,
     BannedPromptError,
@@ -52,14 +53,12 @@ from mj_mcp.models import (
     CODE_NOT_FOUND,
     CODE_QUEUE_REJECTED,
     CODE_SUCCESS,
-    ENDPOINTS,
     ActionRequest,
     BlendRequest,
     ChangeRequest,
     ConditionRequest,
     DescribeRequest,
     EditsRequest,
-    Endpoint,
     ImagineRequest,
     ModalRequest,
     Mode,
@@ -185,53 +184,52 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
     # -- submits -----------------------------------------------------------------------------
 
     async def imagine(self, request: ImagineRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("imagine", request, mode=mode)
+        return await self.submit(ENDPOINTS["imagine"], request, mode=mode)
 
     async def blend(self, request: BlendRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("blend", request, mode=mode)
+        return await self.submit(ENDPOINTS["blend"], request, mode=mode)
 
     async def describe(self, request: DescribeRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("describe", request, mode=mode)
+        return await self.submit(ENDPOINTS["describe"], request, mode=mode)
 
     async def shorten(self, request: ShortenRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("shorten", request, mode=mode)
+        return await self.submit(ENDPOINTS["shorten"], request, mode=mode)
 
     async def action(self, request: ActionRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("action", request, mode=mode)
+        return await self.submit(ENDPOINTS["action"], request, mode=mode)
 
     async def modal(self, request: ModalRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("modal", request, mode=mode)
+        return await self.submit(ENDPOINTS["modal"], request, mode=mode)
 
     async def swap_face(self, request: SwapFaceRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("swap_face", request, mode=mode)
+        return await self.submit(ENDPOINTS["swap_face"], request, mode=mode)
 
     async def video(self, request: VideoRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("video", request, mode=mode)
+        return await self.submit(ENDPOINTS["video"], request, mode=mode)
 
     async def edit(self, request: EditsRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("edit", request, mode=mode)
+        return await self.submit(ENDPOINTS["edit"], request, mode=mode)
 
     async def show(self, request: ShowRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("show", request, mode=mode)
+        return await self.submit(ENDPOINTS["show"], request, mode=mode)
 
     async def change(self, request: ChangeRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("change", request, mode=mode)
+        return await self.submit(ENDPOINTS["change"], request, mode=mode)
 
     async def simple_change(self, request: SimpleChangeRequest, *, mode: Mode | None = None) -> SubmitResult:
-        return await self.submit("simple_change", request, mode=mode)
+        return await self.submit(ENDPOINTS["simple_change"], request, mode=mode)
 
     async def upload_images(self, request: UploadRequest, *, mode: Mode | None = None) -> list[str]:
         """Upload images; returns their hosted URLs (no task is created)."""
-        result = await self.submit("upload_images", request, mode=mode)
+        result = await self.submit(ENDPOINTS["upload_images"], request, mode=mode)
         if isinstance(result.result, list):
             return result.result
         return [result.result] if result.result else []
 
-    async def submit(self, name: str, request: WireModel, *, mode: Mode | None = None) -> SubmitResult:
-        """Send one submit endpoint's request. Never re-sent once it may have arrived."""
-        endpoint = ENDPOINTS[name]
-        if not endpoint.submit:
-            raise ValueError(f"{name} is not a submit endpoint")
+    async def submit(self, endpoint: Endpoint, request: WireModel, *, mode: Mode | None = None) -> SubmitResult:
+        """Send one paid job's request. Never re-sent once it may have arrived."""
+        if not endpoint.paid:
+            raise ValueError(f"{endpoint.name} is not a job endpoint")
         url = self._url(endpoint, request, mode=mode)
         body = request.to_wire()
         response = await self._send_submit(endpoint, url, body)
@@ -241,7 +239,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
     async def fetch(self, task_id: str) -> Task:
         """The task with that id; TaskNotFoundError when the upstream does not know it."""
-        response = await self._read("get_task", task_id=task_id)
+        response = await self._read(ENDPOINTS["get_task"], task_id=task_id)
         if response.status_code == 204 or not response.content.strip():
             raise TaskNotFoundError(f"Task {task_id} was not found.", http_status=response.status_code)
         return self._parse(response, Task, "a task")
@@ -250,23 +248,23 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         """The tasks among `ids` that exist (missing ids are left out, order not guaranteed)."""
         if not ids:
             return []
-        response = await self._read("list_tasks", body=ConditionRequest(ids=ids))
+        response = await self._read(ENDPOINTS["list_tasks"], body=ConditionRequest(ids=ids))
         if not response.content.strip():
             return []
         return self._parse_list(response)
 
     async def query(self, request: QueryRequest) -> Page:
-        response = await self._read("query_tasks", body=request)
+        response = await self._read(ENDPOINTS["query_tasks"], body=request)
         return self._parse(response, Page, "a page of tasks")
 
     async def recent(self) -> list[Task]:
-        return self._parse_list(await self._read("recent_tasks"))
+        return self._parse_list(await self._read(ENDPOINTS["recent_tasks"]))
 
     async def queue(self) -> list[Task]:
-        return self._parse_list(await self._read("task_queue"))
+        return self._parse_list(await self._read(ENDPOINTS["task_queue"]))
 
     async def image_seed(self, task_id: str) -> str:
-        response = await self._read("image_seed", task_id=task_id)
+        response = await self._read(ENDPOINTS["image_seed"], task_id=task_id)
         result = self._envelope(ENDPOINTS["image_seed"], response)
         if result.code != CODE_SUCCESS or not isinstance(result.result, str) or not result.result:
             raise UpstreamRejectedError(
@@ -278,7 +276,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
     async def cancel(self, task_id: str) -> SubmitResult | None:
         """Ask the upstream to cancel; returns its envelope when it sends one (TA sends none)."""
-        response = await self._read("cancel_task", task_id=task_id, retry=False)
+        response = await self._read(ENDPOINTS["cancel_task"], task_id=task_id)
         if not response.content.strip():
             return None
         result = self._envelope(ENDPOINTS["cancel_task"], response)
@@ -352,7 +350,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             # Quote everything: an id is data, never a path (no "../" tricks).
             path = path.replace("{id}", quote(task_id, safe=""))
         prefix = ""
-        chosen = (mode or self.mode) if endpoint.submit else ""
+        chosen = (mode or self.mode) if endpoint.mode_applies else ""
         if chosen:
             prefix = self.mode_prefix.replace("{mode}", chosen)
         return f"{self.base_url}{prefix}{path}"
@@ -388,19 +386,18 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
     async def _read(
         self,
-        name: str,
+        endpoint: Endpoint,
         *,
         task_id: str | None = None,
         body: WireModel | None = None,
-        retry: bool = True,
     ) -> httpx2.Response:
-        endpoint = ENDPOINTS[name]
+        name = endpoint.name
         request: WireModel | None = body
         if task_id is not None:
             request = _TaskRef(task_id=task_id)
         url = self._url(endpoint, request)
         payload = body.to_wire() if body is not None else None
-        attempts = self._read_attempts if retry else 1
+        attempts = self._read_attempts if endpoint.retry == "reads" else 1
         last: UpstreamError | None = None
         for attempt in range(attempts):
             delay: float | None = None
@@ -465,7 +462,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
                     code = CODE_NOT_FOUND
                 raise self._rejection(endpoint, code, text, status, {})
         if status == 404:
-            if endpoint.name in ("get_task", "image_seed", "cancel_task"):
+            if endpoint.task_in_path:
                 raise TaskNotFoundError(f"{_task_not_found_text(endpoint)}.", http_status=404)
             raise _missing_route(endpoint, _requested_path(response))
         text = response.text if response.content.strip() else ""
@@ -525,7 +522,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
                 f"{ProtocolError.hint[1:]}",
             ) from None
         if result.code in ACCEPTED_CODES:
-            if endpoint.name != "upload_images" and result.task_id is None:
+            if endpoint.creates_task and result.task_id is None:
                 raise SubmitOutcomeUnknownError(
                     f"The upstream accepted {endpoint.name} (code {result.code}) but returned no task id."
                 )
@@ -548,7 +545,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         if code == CODE_NOT_FOUND:
             # Code 3 is also "no account can take this job" (无可用的账号实例, 账号不可用, no HD
             # account for an HD video); only a call that names a task can be missing one.
-            if endpoint.name not in TASK_REFERENCING or any(word in text for word in ACCOUNT_WORDS):
+            if not endpoint.references_task or any(word in text for word in ACCOUNT_WORDS):
                 return UpstreamRejectedError(
                     f"The upstream has no account available for {endpoint.name}: {text}",
                     code=code,
@@ -680,10 +677,6 @@ def _json_pieces(value: Any, out: list[bytes | str]) -> None:
 _NOT_JSON: Final = object()
 
 
-TASK_REFERENCING: Final = frozenset(
-    {"action", "modal", "change", "simple_change", "video", "show", "get_task", "image_seed", "cancel_task"}
-)
-"""Calls that name an existing task, so that code 3 can mean it is missing."""
 ACCOUNT_WORDS: Final = ("账号", "account", "Account", "实例")
 
 
@@ -715,11 +708,8 @@ def _missing_route(endpoint: Endpoint, requested: str | None, *, web_page: bool 
             hint="Call again without mode, or ask the user to set MJ_MODE_PREFIX to the other style "
             "('/{mode}' or '/mj-{mode}') or to clear MJ_MODE.",
         )
-    if endpoint.name in ("action", "modal"):
-        hint = (
-            "This upstream has no buttons API (the original midjourney-proxy): use change (action UPSCALE, "
-            "VARIATION or REROLL with index 1-4) or simple_change instead."
-        )
+    if endpoint.missing_route_hint is not None:
+        hint = endpoint.missing_route_hint
     elif web_page:
         hint = (
             "Gateways such as new-api relay only some calls; use another tool for the same result. Only if "
@@ -735,7 +725,7 @@ def _missing_route(endpoint: Endpoint, requested: str | None, *, web_page: bool 
 
 
 def _task_not_found_text(endpoint: Endpoint) -> str:
-    if endpoint.submit:
+    if endpoint.paid:
         return "The task this refers to was not found"
     return "The task was not found"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -335,49 +334,6 @@ class TaskIdRequest(WireModel):
 
 class EmptyRequest(WireModel):
     """Endpoints without a body: list, queue."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Endpoint table: one row per upstream operation
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One upstream operation. `path` may contain `{id}` (filled from the request's task_id)."""
-
-    name: str
-    method: Literal["GET", "POST"]
-    path: str
-    request: type[WireModel]
-    submit: bool
-    """True when the call starts a paid job (never retried; mode prefix applies)."""
-
-
-ENDPOINTS: Final[dict[str, Endpoint]] = {
-    e.name: e
-    for e in (
-        Endpoint("imagine", "POST", "/mj/submit/imagine", ImagineRequest, True),
-        Endpoint("blend", "POST", "/mj/submit/blend", BlendRequest, True),
-        Endpoint("describe", "POST", "/mj/submit/describe", DescribeRequest, True),
-        Endpoint("shorten", "POST", "/mj/submit/shorten", ShortenRequest, True),
-        Endpoint("action", "POST", "/mj/submit/action", ActionRequest, True),
-        Endpoint("modal", "POST", "/mj/submit/modal", ModalRequest, True),
-        Endpoint("swap_face", "POST", "/mj/insight-face/swap", SwapFaceRequest, True),
-        Endpoint("video", "POST", "/mj/submit/video", VideoRequest, True),
-        Endpoint("edit", "POST", "/mj/submit/edits", EditsRequest, True),
-        Endpoint("upload_images", "POST", "/mj/submit/upload-discord-images", UploadRequest, True),
-        Endpoint("show", "POST", "/mj/submit/show", ShowRequest, True),
-        Endpoint("change", "POST", "/mj/submit/change", ChangeRequest, True),
-        Endpoint("simple_change", "POST", "/mj/submit/simple-change", SimpleChangeRequest, True),
-        Endpoint("get_task", "GET", "/mj/task/{id}/fetch", FetchRequest, False),
-        Endpoint("list_tasks", "POST", "/mj/task/list-by-condition", ConditionRequest, False),
-        Endpoint("query_tasks", "POST", "/mj/task/query", QueryRequest, False),
-        Endpoint("recent_tasks", "GET", "/mj/task/list", EmptyRequest, False),
-        Endpoint("task_queue", "GET", "/mj/task/queue", EmptyRequest, False),
-        Endpoint("image_seed", "GET", "/mj/task/{id}/image-seed", TaskIdRequest, False),
-        Endpoint("cancel_task", "POST", "/mj/task/{id}/cancel", TaskIdRequest, False),
-    )
-}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.client import MjClient
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import (
     ButtonNotFoundError,
     GuardrailError,
@@ -63,7 +64,6 @@ from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, make_p
 from mj_mcp.live import LiveTasks
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
-    ENDPOINTS,
     ActionRequest,
     ConditionRequest,
     FetchRequest,
@@ -201,7 +201,7 @@ async def _job(app: App, ctx: Context, name: str, request: WireModel, controls: 
     ):
         request = request.model_copy(update={"notify_hook": callbacks.hook_url})
     await _count_job(app, name)
-    result = await app.client.submit(name, request, mode=controls.mode)
+    result = await app.client.submit(ENDPOINTS[name], request, mode=controls.mode)
     task_id = result.task_id
     assert task_id is not None  # the client guarantees an id for accepted submits
     if callbacks is not None:
@@ -228,7 +228,7 @@ async def _job(app: App, ctx: Context, name: str, request: WireModel, controls: 
         controls.timeout,
         result,
         custom_id=getattr(request, "custom_id", None) or "",
-        modal_grace=MODAL_GRACE if name == "modal" else 0.0,
+        modal_grace=MODAL_GRACE if ENDPOINTS[name].waits_past_modal else 0.0,
     )
     return _with_siblings(rendered, siblings)
 

@@ -98,6 +98,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.models import (
     CODE_BANNED_PROMPT,
     CODE_EXISTED_MODAL,
@@ -107,7 +108,6 @@ from mj_mcp.models import (
     CODE_QUEUE_REJECTED,
     CODE_SUCCESS,
     CODE_VALIDATION,
-    ENDPOINTS,
     ActionRequest,
     BlendRequest,
     ChangeAction,

@@ -21,15 +21,15 @@ Time comes from an injected `Clock`, so tests run whole lifecycles without sleep
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 import anyio
 import anyio.lowlevel
 
 from mj_mcp.client import MjClient
+from mj_mcp.clock import Clock, SystemClock
 from mj_mcp.errors import (
     ProtocolError,
     RateLimitedError,
@@ -58,24 +58,6 @@ SAFETY_NET_INTERVAL: Final = 30.0
 GARBLED_BEFORE_FATAL: Final = 3
 """Unreadable replies in a row before a wait gives up: one garbled read is a gateway hiccup,
 a steady stream of them means the upstream speaks something we do not understand."""
-
-
-class Clock(Protocol):
-    """Monotonic time in seconds, and a way to wait for it to pass."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
 
 
 OnUpdate = Callable[[Task], Awaitable[None]]

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from mj_mcp.audit import AUDIT_FILE
 from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
-from mj_mcp.models import ENDPOINTS
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.server import create_server
 from mj_mcp.simulator import Fault, FaultKind, ManualClock, Simulator
 from tests.conftest import SIM_URL, FakeClock

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.models import (
-    ENDPOINTS,
     ActionRequest,
     BlendRequest,
     ImagineRequest,

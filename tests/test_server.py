@@ -26,7 +26,7 @@ from PIL import Image
 
 from mj_mcp import server as server_module
 from mj_mcp.config import Settings
-from mj_mcp.models import ENDPOINTS
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import FakeClock, ServerFactory
 

@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from mj_mcp import simulator as simulator_module
-from mj_mcp.models import ENDPOINTS, Button, Page, SubmitResult, Task
+from mj_mcp.endpoints import ENDPOINTS
+from mj_mcp.models import Button, Page, SubmitResult, Task
 from mj_mcp.simulator import (
     FAIL_REASON,
     INSTANCE_ID,

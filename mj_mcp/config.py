@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mj_mcp.errors import SettingsError
+from mj_mcp.errors import SettingsError, validation_problems
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
@@ -174,17 +174,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    parts: list[str] = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = err.get("loc", ())
-        name = ENV_NAMES.get(str(loc[0]), str(loc[0])) if loc else ""
-        msg = str(err.get("msg", "is invalid"))
-        msg = msg.removeprefix("Value error, ")
-        if err.get("type") == "literal_error":
-            msg = msg.replace("Input should be", "must be one of")
-        parts.append(f"{name}: {msg}" if name else msg)
-    return "; ".join(parts)
+        raise SettingsError(
+            validation_problems(exc, whole="", limit=20, name=lambda field: ENV_NAMES.get(field, field))
+        ) from None

@@ -26,6 +26,10 @@ that called the tool and for the person reading the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
 __all__ = [
     "AuthenticationError",
     "BannedPromptError",
@@ -44,6 +48,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamUnavailableError",
+    "validation_problems",
 ]
 
 
@@ -178,3 +183,27 @@ class ProtocolError(UpstreamError):
     """The upstream's reply could not be understood."""
 
     hint = "Check that MJ_BASE_URL points at a midjourney-proxy compatible API."
+
+
+def validation_problems(
+    exc: ValidationError,
+    *,
+    whole: str,
+    limit: int = 8,
+    name: Callable[[str], str] = str,
+) -> str:
+    """`loc: msg; loc: msg …` for the first `limit` problems of a pydantic error: one readable line.
+
+    `whole` names a problem of the input as a whole (no location; "" shows the message alone);
+    `name` turns the first part of a location into the name the reader knows (a setting's MJ_*
+    variable, say).
+    """
+    problems: list[str] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in err.get("loc", ())]
+        where = ".".join([name(loc[0]), *loc[1:]]) if loc else whole
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        problems.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(problems[:limit]) + ("; …" if len(problems) > limit else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -45,7 +46,21 @@ TASK_ACTIONS: Final = (
     "UPSCALE_HD",
 )
 TASK_STATUSES: Final = ("NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL")
-FINISHED_STATUSES: Final = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
+
+
+class Status(StrEnum):
+    """A task's status as the upstreams spell it (replies may carry others; compare with these)."""
+
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    MODAL = "MODAL"
+    IN_PROGRESS = "IN_PROGRESS"
+    FAILURE = "FAILURE"
+    SUCCESS = "SUCCESS"
+    CANCEL = "CANCEL"
+
+
+FINISHED_STATUSES: Final = frozenset({Status.SUCCESS, Status.FAILURE, Status.CANCEL})
 
 Mode = Literal["fast", "relax", "turbo"]
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]

@@ -59,6 +59,7 @@ from mj_mcp.errors import (
     RateLimitedError,
     TaskNotFoundError,
     UpstreamUnavailableError,
+    validation_problems,
 )
 from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, make_preview, png_for_resource
 from mj_mcp.live import LiveTasks
@@ -782,17 +783,8 @@ def _input_schema(spec: ToolSpec) -> dict[str, Any]:
     return schema
 
 
-def _validation_problems(exc: PydanticValidationError, *, whole: str, limit: int) -> str:
-    """`loc: msg; loc: msg …` of the first `limit` problems; `whole` names a problem of the whole input."""
-    problems: list[str] = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = ".".join(str(p) for p in err.get("loc", ())) or whole
-        problems.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(problems[:limit]) + ("; …" if len(problems) > limit else "")
-
-
 def _format_validation(tool: str, exc: PydanticValidationError) -> str:
-    shown = _validation_problems(exc, whole="arguments", limit=8)
+    shown = validation_problems(exc, whole="arguments", limit=8)
     return f"Invalid arguments for {tool}: {shown}. Fix these and call {tool} again (see its input schema)."
 
 
@@ -1050,7 +1042,7 @@ def _register_resources(server: MCPServer[App], holder: _Holder) -> None:
         try:
             query = QueryRequest.model_validate({k: v for k, v in raw.items() if v is not None})
         except PydanticValidationError as exc:
-            problems = _validation_problems(exc, whole="page", limit=4)
+            problems = validation_problems(exc, whole="page", limit=4)
             raise MCPError(
                 INVALID_PARAMS,
                 f"{uri}: {problems}. Use a 0-based page number, and optionally pageSize (1-100), sort, action, "

@@ -54,6 +54,7 @@ from mj_mcp.models import (
     CODE_QUEUE_REJECTED,
     CODE_SUCCESS,
     ActionRequest,
+    AuthHeader,
     BlendRequest,
     ChangeRequest,
     ConditionRequest,
@@ -62,6 +63,7 @@ from mj_mcp.models import (
     ImagineRequest,
     ModalRequest,
     Mode,
+    ModePrefix,
     Page,
     QueryRequest,
     ShortenRequest,
@@ -79,8 +81,6 @@ __all__ = ["AuthHeader", "MjClient"]
 
 logger = logging.getLogger(__name__)
 
-AuthHeader = Literal["bearer", "mj-api-secret", "authorization"]
-ModePrefix = Literal["/{mode}", "/mj-{mode}"]
 Sleep = Callable[[float], Awaitable[None]]
 
 ACCEPTED_CODES: Final = frozenset({CODE_SUCCESS, CODE_IN_QUEUE, CODE_EXISTED_MODAL})

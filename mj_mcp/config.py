@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mj_mcp.errors import SettingsError, validation_problems
+from mj_mcp.models import AuthHeader, Mode, ModePrefix
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
@@ -51,9 +52,9 @@ class Settings(BaseSettings):
 
     base_url: str | None = Field(default=None, description="Upstream root URL.")
     api_key: SecretStr | None = Field(default=None, description="Upstream key.")
-    auth_header: Literal["bearer", "mj-api-secret", "authorization"] = "bearer"
-    mode: Literal["", "fast", "relax", "turbo"] = ""
-    mode_prefix: Literal["/{mode}", "/mj-{mode}"] = "/{mode}"
+    auth_header: AuthHeader = "bearer"
+    mode: Literal["", Mode] = ""
+    mode_prefix: ModePrefix = "/{mode}"
     output_dir: Annotated[Path | None, NoDecode] = Field(default_factory=default_output_dir)
     poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, le=60)
     wait_timeout: float = Field(default=DEFAULT_WAIT_TIMEOUT, gt=0, le=86_400)

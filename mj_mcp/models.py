@@ -63,6 +63,10 @@ class Status(StrEnum):
 FINISHED_STATUSES: Final = frozenset({Status.SUCCESS, Status.FAILURE, Status.CANCEL})
 
 Mode = Literal["fast", "relax", "turbo"]
+AuthHeader = Literal["bearer", "mj-api-secret", "authorization"]
+"""How the key is sent: `Authorization: Bearer <key>`, `mj-api-secret: <key>`, or `Authorization: <key>`."""
+ModePrefix = Literal["/{mode}", "/mj-{mode}"]
+"""Where the speed mode goes in a job's path: `/fast/mj/...` or `/mj-fast/mj/...`."""
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]

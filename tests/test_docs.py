@@ -75,6 +75,24 @@ def test_every_repository_file_that_is_named_exists() -> None:
     assert not missing, "named but not in the repository:\n" + "\n".join(missing)
 
 
+_MODULE = re.compile(r"(?<![\w./-])([a-z_][a-z0-9_]*\.py)\b")
+_MODULE_HOMES = ("mj_mcp", "tests", "benchmarks", "examples")
+
+
+def test_every_module_the_prose_docs_name_exists() -> None:
+    """README.md and SECURITY.md name modules by file name alone (`images.py`); a renamed or split
+    module must take its mentions along."""
+    known = {path.name for home in _MODULE_HOMES for path in (ROOT / home).rglob("*.py")}
+    gone = [
+        f"{name}:{_line(text, match.start())}: {match.group(1)}"
+        for name in ("README.md", "SECURITY.md")
+        for text in [(ROOT / name).read_text(encoding="utf-8")]
+        for match in _MODULE.finditer(text)
+        if match.group(1) not in known
+    ]
+    assert not gone, "modules named in the docs that do not exist:\n" + "\n".join(gone)
+
+
 def test_nothing_points_outside_the_repository() -> None:
     outside = [
         f"{name}:{_line(text, match.start())}: {match.group(0)}"

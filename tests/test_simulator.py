@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -19,9 +20,9 @@ import httpx2
 import pytest
 from PIL import Image
 
-from mj_mcp import simulator as simulator_module
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.models import Button, Page, SubmitResult, Task
+from mj_mcp.simulator import media
 from mj_mcp.simulator import (
     FAIL_REASON,
     INSTANCE_ID,
@@ -31,6 +32,7 @@ from mj_mcp.simulator import (
     Simulator,
     run_simulator,
 )
+from mj_mcp.simulator.prompts import numbered_line
 from tests.conftest import FakeClock
 
 JOB = 8.0  # the default job_seconds
@@ -321,7 +323,7 @@ async def test_ids_submitted_in_the_same_millisecond_are_unique(client: httpx2.A
     assert all(i.startswith("1750000000000") for i in ids)
 
 
-class _StuckRandom(simulator_module.random.Random):
+class _StuckRandom(random.Random):
     """Always the same "random" digits: every id after the first collides."""
 
     def randrange(self, *args: Any, **kwargs: Any) -> int:
@@ -332,7 +334,7 @@ class _StuckRandom(simulator_module.random.Random):
 async def test_ids_stay_unique_when_the_random_digits_keep_colliding(
     client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
-    sim._rng = _StuckRandom()  # pyright: ignore[reportPrivateUsage]
+    sim.store.rng = _StuckRandom()
     ids = [await submit(client, "/mj/submit/imagine", {"prompt": "cat"}) for _ in range(3)]
     assert ids == ["1750000000000042", "1750000000001042", "1750000000002042"]
 
@@ -432,7 +434,7 @@ async def test_a_fetched_task_has_every_field_of_the_documented_task_and_button(
 
 @pytest.mark.anyio
 async def test_trimmed_tasks_have_exactly_the_new_api_fields_without_nulls(clock: ManualClock) -> None:
-    sim = Simulator(clock=clock, quirks=Quirks(trimmed_tasks=True))
+    sim = Simulator(clock=clock, quirks=Quirks(new_api=True))
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         task_id = await submit(client, "/mj/submit/imagine", {"prompt": "pig --v 6.1"})
         fresh = await fetch(client, task_id)
@@ -468,7 +470,7 @@ async def test_trimmed_tasks_have_exactly_the_new_api_fields_without_nulls(clock
 
 @pytest.mark.anyio
 async def test_trimmed_tasks_show_new_api_action_names_and_video_urls(clock: ManualClock) -> None:
-    sim = Simulator(clock=clock, quirks=Quirks(trimmed_tasks=True))
+    sim = Simulator(clock=clock, quirks=Quirks(new_api=True))
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         edit = await submit(client, "/mj/submit/edits", {"prompt": "white background", "image": png_uri()})
         assert (await finished(client, clock, edit))["action"] == "EDITS"
@@ -712,7 +714,7 @@ async def test_shorten_returns_markdown_and_prompt_analyzer_buttons(
     modal = await press(client, task, "3️⃣")
     assert modal["code"] == 21
     assert modal["properties"]["finalPrompt"] == re.findall(r"3️⃣ (.+)", text)[0]
-    assert simulator_module._numbered_line(text, 9) is None  # pyright: ignore[reportPrivateUsage]
+    assert numbered_line(text, 9) is None
     assert_code(await press(client, task, "Show Details"), 4, "未知的 Action 类型")
 
 
@@ -1038,7 +1040,7 @@ async def test_upload_returns_urls_that_serve_the_uploaded_bytes(client: httpx2.
 
 @pytest.mark.anyio
 async def test_uploads_are_bounded_and_sniffed(client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulator_module, "_UPLOAD_LIMIT", 2)
+    monkeypatch.setattr(media, "UPLOAD_LIMIT", 2)
     blobs = [base64.b64encode(data).decode() for data in (b"GIF89a..", b"RIFF\0\0\0\0WEBPVP8 ", b"\x00\x01\x02")]
     reply = await post(client, "/mj/submit/upload-discord-images", {"base64Array": blobs})
     assert [u.rsplit(".", 1)[1] for u in reply["result"]] == ["gif", "webp", "bin"]
@@ -1525,11 +1527,11 @@ async def test_aspect_ratios_are_respected_within_limits(
 async def test_the_image_cache_stays_bounded(
     client: httpx2.AsyncClient, clock: ManualClock, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(simulator_module, "_IMAGE_CACHE_SIZE", 2)
+    monkeypatch.setattr(media, "IMAGE_CACHE_SIZE", 2)
     task = await imagine_done(client, clock)
     for n in range(1, 5):
         assert (await client.get(f"/sim/images/{task['id']}/{n}.png")).status_code == 200
-    assert len(sim._images) == 2  # pyright: ignore[reportPrivateUsage]
+    assert len(sim.media.images) == 2
 
 
 @pytest.mark.anyio
@@ -1631,14 +1633,6 @@ def new_api_sim(clock: ManualClock, **quirks: Any) -> Simulator:
 def assert_na_error(response: httpx2.Response, description: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json() == {"code": 4, "description": f"{description} ", "type": "upstream_error"}
-
-
-@pytest.mark.anyio
-async def test_trimmed_tasks_is_the_older_name_of_the_new_api_switch(clock: ManualClock) -> None:
-    sim = Simulator(clock=clock, quirks=Quirks(trimmed_tasks=True))
-    async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
-        response = await client.post("/mj/submit/imagine", json={"prompt": ""})
-    assert_na_error(response, "prompt_is_required")
 
 
 @pytest.mark.anyio
@@ -1825,7 +1819,7 @@ async def test_new_api_fails_a_task_still_unfinished_an_hour_after_its_submit(cl
 @pytest.mark.anyio
 async def test_new_api_poll_shows_the_upstream_as_it_was_at_its_last_read(clock: ManualClock) -> None:
     sim = new_api_sim(clock, new_api_poll=15)
-    clock.advance(15 - clock() % 15 + 1)  # 1 s after one of new-api's reads
+    clock.advance(15 - clock.now() % 15 + 1)  # 1 s after one of new-api's reads
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         task_id = await submit(client, "/mj/submit/imagine", {"prompt": "a cat"})
         clock.advance(13)  # finished upstream, 1 s before new-api's next read
@@ -1845,7 +1839,7 @@ async def test_new_api_poll_shows_the_upstream_as_it_was_at_its_last_read(clock:
 @pytest.mark.anyio
 async def test_new_api_poll_keeps_a_confirmed_modal_task_in_modal_until_the_next_read(clock: ManualClock) -> None:
     sim = new_api_sim(clock, new_api_poll=15)
-    clock.advance(15 - clock() % 15 + 1)
+    clock.advance(15 - clock.now() % 15 + 1)
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         clock.advance(14)  # the next read comes before the job has started: NOT_START, as copied
         task_id = await submit(client, "/mj/submit/imagine", {"prompt": "a cat"})

@@ -10,7 +10,7 @@ from typing import Any, Final, get_args
 from starlette.responses import Response
 
 from mj_mcp.models import CODE_SUCCESS, ActionRequest, ChangeAction, ChangeRequest, ModalRequest, SimpleChangeRequest
-from mj_mcp.simulator.buttons import CHANGEABLE, NZ_ACTIONS, REROLL_AS, Rule, buttons_of, rule_for
+from mj_mcp.simulator.buttons import CHANGEABLE, KINDS, NZ_ACTIONS, REROLL_AS, Rule, buttons_of, rule_for
 from mj_mcp.simulator.core import Kind, ModalNeed, SimTask, TaskSpec
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import describe_text, model_family, normalize_prompt, numbered_line
@@ -121,18 +121,17 @@ class Actions(Handlers):
         return envelope(CODE_SUCCESS, MSG_OK, ",".join(ids))
 
     def _from_parent(self, call: Call, press: Press, job: _Job) -> SimTask:
-        parent, kind = press.parent, job.kind
+        parent, spec = press.parent, KINDS[job.kind]
         # An upscale shows one quadrant of the parent's picture; every other job draws anew.
-        same_picture = kind in ("upscale", "video_upscale", "upscale_hd")
-        art_index = (job.index if parent.art_index is None else parent.art_index) if same_picture else None
+        art_index = (job.index if parent.art_index is None else parent.art_index) if spec.quadrant else None
         extra: dict[str, Any] = {"action_index": job.index} if job.action == "UPSCALE" else {}
-        spec = TaskSpec(
+        task_spec = TaskSpec(
             action=job.action,
-            kind=kind,
+            kind=job.kind,
             prompt=job.prompt,
             description=f"/up {parent.id} {job.rule.tag.format(n=job.index)}",
             art_text=(job.prompt or "") if job.rule.special else parent.art_text,
-            art_key=parent.art_key if same_picture else None,
+            art_key=parent.art_key if spec.quadrant else None,
             queued=job.modal is None,
             state=press.state,
             notify_hook=press.notify_hook,
@@ -141,24 +140,23 @@ class Actions(Handlers):
             art_index=art_index,
             modal_need=job.modal,
             extra=extra,
-            result_text=parent.result_text if kind == "shorten" else None,
+            result_text=parent.result_text if spec.text_result else None,
         )
-        task = self.create(call, spec)
-        self._inherit(task, parent, same_picture=same_picture, url_mode=call.mode)
+        task = self.create(call, task_spec)
+        self._inherit(task, parent, url_mode=call.mode)
         return task
 
     @staticmethod
-    def _inherit(task: SimTask, parent: SimTask, *, same_picture: bool, url_mode: str | None) -> None:
+    def _inherit(task: SimTask, parent: SimTask, *, url_mode: str | None) -> None:
         """What a button's task takes over from its parent: size, source, describe's seed, mode."""
-        kind = task.kind
-        if same_picture or kind in ("describe", "video"):
+        spec = KINDS[task.kind]
+        if spec.quadrant or spec.describes or spec.animates:
             task.size = parent.size
-        if kind == parent.kind and kind in ("describe", "edit", "video"):
+        if task.kind == parent.kind and spec.keeps_source:
             task.source_url = parent.source_url
-        elif kind == "video":
-            # Animate: the first frame is the parent's picture.
+        elif spec.animates:
             task.source_url = f"{parent.base}/sim/images/{parent.id}.png"
-        if kind == "describe":
+        if spec.describes:
             task.art_key = f"{parent.art_key}/{task.id}"
             task.result_text = describe_text(task.art_key, parent.size)
         if parent.mode and not url_mode:

@@ -160,17 +160,28 @@ class KindSpec:
     video: bool = False
     image_urls: bool = False
     """Four `imageUrls` entries (edits; video thumbnails come with videoUrls)."""
+    quadrant: bool = False
+    """Made by a button, it shows one quadrant of its parent's picture (upscales)."""
+    describes: bool = False
+    """It describes a source image: imageUrl is that image, and the prompt its description once
+    done; a retry describes the same image anew."""
+    keeps_source: bool = False
+    """Made by a button on a task of the same kind (a reroll), it keeps the parent's source."""
+    animates: bool = False
+    """Made by a button, its first frame is the parent's picture (Animate)."""
+    base_image: bool = False
+    """It shows its source image as baseImageUrl (edits)."""
 
 
 KINDS: Final[dict[Kind, KindSpec]] = {
     "grid": KindSpec(_grid_buttons),
-    "upscale": KindSpec(_single_buttons),
-    "upscale_hd": KindSpec(_hd_buttons),
-    "describe": KindSpec(_describe_buttons, picture=False, text_result=True),
+    "upscale": KindSpec(_single_buttons, quadrant=True),
+    "upscale_hd": KindSpec(_hd_buttons, quadrant=True),
+    "describe": KindSpec(_describe_buttons, picture=False, text_result=True, describes=True, keeps_source=True),
     "shorten": KindSpec(_shorten_buttons, picture=False, text_result=True),
-    "video": KindSpec(_video_buttons, video=True),
-    "video_upscale": KindSpec(_video_upscale_buttons, video=True),
-    "edit": KindSpec(_no_buttons, image_urls=True),
+    "video": KindSpec(_video_buttons, video=True, keeps_source=True, animates=True),
+    "video_upscale": KindSpec(_video_upscale_buttons, video=True, quadrant=True),
+    "edit": KindSpec(_no_buttons, image_urls=True, keeps_source=True, base_image=True),
     "swap": KindSpec(_no_buttons),
 }
 

@@ -20,7 +20,7 @@ INSTANCE_ID: Final = "1372468820912115716"
 def picture_path(task: SimTask, snap: Snap) -> str | None:
     """The task's imageUrl now, relative to the simulator (or an external URL)."""
     spec = KINDS[task.kind]
-    if task.kind == "describe":
+    if spec.describes:
         return task.source_url
     if not spec.picture:
         return None
@@ -56,7 +56,7 @@ def full_view(task: SimTask, snap: Snap) -> dict[str, Any]:
         properties["remix"] = True
     if success:
         properties["messageHash"] = task.job_hash
-    prompt = task.result_text if task.kind == "describe" and success else task.prompt
+    prompt = task.result_text if spec.describes and success else task.prompt
     image_urls: list[dict[str, str]] | None = None
     video_url: str | None = None
     video_urls: list[dict[str, str]] | None = None
@@ -97,5 +97,5 @@ def full_view(task: SimTask, snap: Snap) -> dict[str, Any]:
         "parentId": task.parent_id,
         "imageWidth": task.size[0] if has_size else None,
         "imageHeight": task.size[1] if has_size else None,
-        "baseImageUrl": task.source_url if task.kind == "edit" else None,
+        "baseImageUrl": task.source_url if spec.base_image else None,
     }

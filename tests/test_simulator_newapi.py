@@ -318,7 +318,7 @@ async def test_new_api_answers_paths_it_does_not_route_with_its_dashboard_page(
 
 
 @pytest.mark.anyio
-async def test_trimmed_tasks_have_exactly_the_new_api_fields_without_nulls(clock: ManualClock) -> None:
+async def test_new_api_tasks_have_exactly_its_fields_without_nulls(clock: ManualClock) -> None:
     sim = Simulator(clock=clock, quirks=Quirks(new_api=True))
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         task_id = await submit(client, "/mj/submit/imagine", {"prompt": "pig --v 6.1"})
@@ -354,7 +354,7 @@ async def test_trimmed_tasks_have_exactly_the_new_api_fields_without_nulls(clock
 
 
 @pytest.mark.anyio
-async def test_trimmed_tasks_show_new_api_action_names_and_video_urls(clock: ManualClock) -> None:
+async def test_new_api_tasks_show_its_action_names_and_video_urls(clock: ManualClock) -> None:
     sim = Simulator(clock=clock, quirks=Quirks(new_api=True))
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
         edit = await submit(client, "/mj/submit/edits", {"prompt": "white background", "image": png_uri()})

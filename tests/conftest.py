@@ -46,9 +46,6 @@ class FakeClock:
         self.slept: list[float] = []
         self._moved: anyio.Event | None = None
 
-    def __call__(self) -> float:
-        return self.t
-
     def now(self) -> float:
         return self.t
 

@@ -369,7 +369,7 @@ async def test_result_ids_sent_as_numbers_become_strings(clock: FakeClock) -> No
 
 
 async def test_trimmed_new_api_tasks_parse(clock: FakeClock) -> None:
-    sim = Simulator(clock=clock, quirks=Quirks(trimmed_tasks=True))
+    sim = Simulator(clock=clock, quirks=Quirks(new_api=True))
     async with MjClient(SIM_URL, transport=sim.transport()) as mj:
         task_id = (await mj.imagine(ImagineRequest(prompt="x"))).task_id
         assert task_id

@@ -773,13 +773,13 @@ async def test_a_delayed_fault_holds_its_reply_on_a_manual_clock_without_waiting
     sim = Simulator(clock=clock)
     async with httpx2.AsyncClient(transport=sim.transport(), base_url=SIM_URL) as http:
         sim.inject(Fault(kind="slow", delay=30, path="/mj/task/list"), Fault(status=503, delay=5, path="/queue"))
-        started = clock()
+        started = clock.now()
         with anyio.fail_after(10):
             slow = await http.get("/mj/task/list")
             late_error = await http.get("/mj/task/queue")
     assert slow.status_code == 200 and slow.json() == []
     assert late_error.status_code == 503
-    assert clock() - started == 35
+    assert clock.now() - started == 35
 
 
 # -- a hostile stdio peer ------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""The authentication dialects (`Quirks.auth`): which headers carry the key, and how a refusal looks.
+
+NZ reads `mj-api-secret` only; TA the raw `Authorization` value (no "Bearer " stripping) when
+that header is sent, else `mj-api-secret`; new-api's TokenAuth `Authorization: Bearer sk-…`;
+"any" accepts every style. Each fails in its own form (docs/upstream-api.md §1.1).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Final
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+
+from mj_mcp.clock import Clock
+from mj_mcp.simulator.quirks import Quirks
+
+__all__ = ["Auth"]
+
+MSG_TA_UNAUTHORIZED: Final = "Authorization header missing."
+NA_INVALID_TOKEN: Final = "无效的令牌"  # noqa: S105 - the message, not a secret
+
+
+class Auth:
+    """The key check of whichever server the client talks to; no key lets everybody in."""
+
+    def __init__(self, *, api_key: str | None, quirks: Quirks, clock: Clock) -> None:
+        self.api_key = api_key or None
+        self._quirks = quirks
+        self._clock = clock
+
+    def admits(self, headers: Headers) -> bool:
+        if self.api_key is None:
+            return True
+        dialect = self._quirks.auth
+        if dialect == "nz":
+            return _same(headers.get("mj-api-secret", ""), self.api_key)
+        if dialect == "ta":
+            # TA's WorkContext: Authorization when the header is there at all, raw.
+            token = headers["authorization"] if "authorization" in headers else headers.get("mj-api-secret", "")
+            return _same(token, self.api_key)
+        if dialect == "new-api":
+            return _same(_new_api_token(headers), self.api_key.removeprefix("sk-"))
+        authorization = headers.get("authorization", "").strip()
+        candidates = {authorization, headers.get("mj-api-secret", "").strip()}
+        if authorization[:7].lower() == "bearer ":
+            candidates.add(authorization[7:].strip())
+        return any(_same(c, self.api_key) for c in candidates)
+
+    def refusal(self) -> Response:
+        """The 401 of the dialect."""
+        dialect = self._quirks.auth
+        if dialect == "ta" or (dialect == "any" and self._quirks.auth_plain_text):
+            return Response(MSG_TA_UNAUTHORIZED, 401, media_type="text/plain")
+        if dialect == "new-api":
+            stamp = datetime.fromtimestamp(self._clock.now(), UTC).strftime("%Y%m%d%H%M%S")
+            message = f"{NA_INVALID_TOKEN} (request id: {stamp}{secrets.token_hex(4)})"
+            return JSONResponse({"error": {"message": message, "type": "new_api_error", "code": ""}}, 401)
+        return Response(status_code=401)
+
+
+def _new_api_token(headers: Headers) -> str:
+    """new-api's TokenAuth: its keys are "sk-" + the token; a further "-…" picks a channel."""
+    key = _strip_bearer(headers.get("authorization", ""))
+    if key in ("", "midjourney-proxy"):
+        key = _strip_bearer(headers.get("mj-api-secret", ""))
+    return key.removeprefix("sk-").split("-")[0]
+
+
+def _same(presented: str, key: str) -> bool:
+    return bool(presented) and secrets.compare_digest(presented.encode(), key.encode())
+
+
+def _strip_bearer(value: str) -> str:
+    """new-api strips exactly "Bearer " or "bearer " (then spaces), nothing else."""
+    return value[7:].strip() if value.startswith(("Bearer ", "bearer ")) else value

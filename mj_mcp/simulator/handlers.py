@@ -1,0 +1,95 @@
+"""What every TA / PLUS handler shares: the store, the uploads, and the upstream's common checks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.responses import Response
+
+from mj_mcp.models import (
+    CODE_BANNED_PROMPT,
+    CODE_EXISTED_MODAL,
+    CODE_FAILURE,
+    CODE_IN_QUEUE,
+    CODE_NOT_FOUND,
+    CODE_QUEUE_REJECTED,
+    CODE_SUCCESS,
+)
+from mj_mcp.simulator.core import SimTask, TaskSpec, TaskStore
+from mj_mcp.simulator.media import Blob, Media, decode_base64
+from mj_mcp.simulator.quirks import Quirks
+from mj_mcp.simulator.views import INSTANCE_ID
+from mj_mcp.simulator.wire import (
+    MSG_BANNED,
+    MSG_BASE64,
+    MSG_MODAL,
+    MSG_NO_ACCOUNT,
+    MSG_OK,
+    MSG_QUEUE_FULL_NZ,
+    MSG_QUEUE_FULL_TA,
+    Call,
+    envelope,
+    reject,
+)
+
+__all__ = ["Handlers"]
+
+
+class Handlers:
+    """Base of the handler groups (submits, buttons, reads) of the TA / PLUS upstream."""
+
+    def __init__(self, store: TaskStore, media: Media) -> None:
+        self.store = store
+        self.media = media
+
+    @property
+    def quirks(self) -> Quirks:
+        return self.store.quirks
+
+    def create(self, call: Call, spec: TaskSpec) -> SimTask:
+        return self.store.create(spec, base=call.base, url_mode=call.mode)
+
+    def result_id(self, task_id: str) -> str | int:
+        return int(task_id) if self.quirks.result_as_number and task_id.isdigit() else task_id
+
+    def accepted(self, task_id: str) -> Response:
+        """Code 1, or code 22 while `Quirks.queue_position` jobs are ahead."""
+        properties: dict[str, Any] = {"discordInstanceId": INSTANCE_ID, "discordChannelId": INSTANCE_ID}
+        ahead = self.quirks.queue_position
+        if ahead > 0:
+            properties["numberOfQueues"] = ahead
+            return envelope(CODE_IN_QUEUE, f"排队中，前面还有{ahead}个任务", self.result_id(task_id), properties)
+        return envelope(CODE_SUCCESS, MSG_OK, self.result_id(task_id), properties)
+
+    def modal_reply(self, task: SimTask) -> Response:
+        return envelope(
+            CODE_EXISTED_MODAL, MSG_MODAL, self.result_id(task.id), {"finalPrompt": task.prompt, "remix": True}
+        )
+
+    @staticmethod
+    def blob(value: str) -> Blob:
+        """A base64 image field (data URI or bare base64) as bytes; code 4 when it is not."""
+        blob = decode_base64(value)
+        if blob is None:
+            reject(MSG_BASE64)
+        return blob
+
+    def blob_or_url(self, value: str) -> Blob | str:
+        """`image` of video/edits: TA also takes an http(s) URL, passed on as it is."""
+        return value if re.match(r"^https?://", value, re.IGNORECASE) else self.blob(value)
+
+    def check_banned(self, prompt: str) -> None:
+        lowered = prompt.lower()
+        for word in self.quirks.banned_words:
+            if word and word.lower() in lowered:
+                reject(MSG_BANNED, CODE_BANNED_PROMPT, promptEn=prompt, bannedWord=word)
+
+    def check_queue(self) -> None:
+        """Refuse a new job when no account can take it or the queue is full."""
+        if self.quirks.no_account:
+            reject(MSG_NO_ACCOUNT, CODE_NOT_FOUND)
+        if self.quirks.queue_full == "9":
+            reject(MSG_QUEUE_FULL_TA, CODE_FAILURE)
+        if self.quirks.queue_full == "23":
+            reject(MSG_QUEUE_FULL_NZ, CODE_QUEUE_REJECTED)

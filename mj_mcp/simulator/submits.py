@@ -1,0 +1,266 @@
+"""The TA / PLUS submit handlers that start a job from a prompt or images (and the upload)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final
+
+from starlette.responses import Response
+
+from mj_mcp.models import (
+    CODE_SUCCESS,
+    BlendRequest,
+    DescribeRequest,
+    EditsRequest,
+    ImagineRequest,
+    ShortenRequest,
+    ShowRequest,
+    SwapFaceRequest,
+    UploadRequest,
+    VideoRequest,
+)
+from mj_mcp.simulator.buttons import BLEND_RATIOS
+from mj_mcp.simulator.core import TaskSpec
+from mj_mcp.simulator.handlers import Handlers
+from mj_mcp.simulator.prompts import LONG_SIDE, describe_text, normalize_prompt, shorten_text
+from mj_mcp.simulator.render import image_size
+from mj_mcp.simulator.wire import MSG_OK, MSG_PROMPT_EMPTY, Call, envelope, read_body, reject, text, validate
+
+__all__ = ["Submits"]
+
+_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+class Submits(Handlers):
+    """`/mj/submit/{imagine,blend,describe,shorten,video,edits,upload-discord-images,show}` and
+    `/mj/insight-face/swap`."""
+
+    async def imagine(self, call: Call) -> Response:
+        raw = await read_body(call, ImagineRequest)
+        if not text(raw, "prompt"):
+            reject(MSG_PROMPT_EMPTY)
+        req = validate(call, ImagineRequest, raw)
+        self.check_banned(req.prompt)
+        images = [self.blob(v) for v in req.base64_array or []]
+        self.check_queue()
+        prompt = " ".join([*(self.media.keep(call.base, i) for i in images), req.prompt])
+        # TA: `--video` in an imagine prompt makes it a video job.
+        video = re.search(r"--video\b", req.prompt) is not None
+        task = self.create(
+            call,
+            TaskSpec(
+                action="VIDEO" if video else "IMAGINE",
+                kind="video" if video else "grid",
+                prompt=prompt,
+                description=f"/imagine {prompt}",
+                art_text=req.prompt,
+                modes=req.modes,
+                bot_type=req.bot_type,
+                state=req.state,
+                notify_hook=req.notify_hook,
+            ),
+        )
+        return self.accepted(task.id)
+
+    async def blend(self, call: Call) -> Response:
+        raw = await read_body(call, BlendRequest)
+        images = raw.get("base64Array")
+        if not isinstance(images, list) or not 2 <= len(images) <= 5:  # pyright: ignore[reportUnknownArgumentType]
+            reject("图片参数错误，2~5张图片")
+        req = validate(call, BlendRequest, raw)
+        blobs = [self.blob(v) for v in req.base64_array]
+        self.check_queue()
+        ratio = BLEND_RATIOS[req.dimensions or "SQUARE"]
+        prompt = " ".join(self.media.keep(call.base, b) for b in blobs) + f" --ar {ratio}"
+        task = self.create(
+            call,
+            TaskSpec(
+                action="BLEND",
+                kind="grid",
+                prompt=prompt,
+                description=f"/blend {{id}} {len(blobs)}",
+                art_text=f"blend of {len(blobs)} images",
+                modes=req.modes,
+                bot_type=req.bot_type,
+                state=req.state,
+                notify_hook=req.notify_hook,
+            ),
+        )
+        return self.accepted(task.id)
+
+    async def describe(self, call: Call) -> Response:
+        raw = await read_body(call, DescribeRequest)
+        if not text(raw, "base64"):
+            reject("base64不能为空")
+        req = validate(call, DescribeRequest, raw)
+        blob = self.blob(req.base64)
+        self.check_queue()
+        size = image_size(blob.data) or (LONG_SIDE, LONG_SIDE)
+        key = hashlib.sha256(blob.data).hexdigest()
+        task = self.create(
+            call,
+            TaskSpec(
+                action="DESCRIBE",
+                kind="describe",
+                prompt=None,
+                description="/describe {id}.png",
+                art_text="",
+                art_key=key,
+                modes=req.modes,
+                bot_type=req.bot_type,
+                state=req.state,
+                notify_hook=req.notify_hook,
+                source_url=self.media.keep(call.base, blob),
+                result_text=describe_text(key, size),
+            ),
+        )
+        task.size = size
+        return self.accepted(task.id)
+
+    async def shorten(self, call: Call) -> Response:
+        raw = await read_body(call, ShortenRequest)
+        if not text(raw, "prompt"):
+            reject(MSG_PROMPT_EMPTY)
+        req = validate(call, ShortenRequest, raw)
+        self.check_banned(req.prompt)
+        self.check_queue()
+        task = self.create(
+            call,
+            TaskSpec(
+                action="SHORTEN",
+                kind="shorten",
+                prompt=req.prompt,
+                description=f"/shorten {req.prompt}",
+                art_text=req.prompt,
+                modes=req.modes,
+                bot_type=req.bot_type,
+                state=req.state,
+                notify_hook=req.notify_hook,
+                result_text=shorten_text(req.prompt),
+            ),
+        )
+        return self.accepted(task.id)
+
+    async def swap_face(self, call: Call) -> Response:
+        raw = await read_body(call, SwapFaceRequest)
+        source, target = text(raw, "sourceBase64"), text(raw, "targetBase64")
+        if not source:
+            reject("人脸图片不能为空")
+        if not target:
+            reject("目标图片不能为空")
+        if source == target:
+            reject("人脸图片和目标图片不能相同")
+        req = validate(call, SwapFaceRequest, raw)
+        face, picture = self.blob(req.source_base64), self.blob(req.target_base64)
+        self.check_queue()
+        self.media.keep(call.base, face)
+        target_url = self.media.keep(call.base, picture)
+        task = self.create(
+            call,
+            TaskSpec(
+                action="SWAP_FACE",
+                kind="swap",
+                prompt=None,
+                description="/swap_face",
+                art_text="face swap",
+                bot_type="INSIGHT_FACE",
+                state=req.state,
+                notify_hook=req.notify_hook,
+                source_url=target_url,
+            ),
+        )
+        return self.accepted(task.id)
+
+    async def video(self, call: Call) -> Response:
+        raw = await read_body(call, VideoRequest)
+        if not text(raw, "prompt"):
+            reject("Prompt 不能为空")
+        req = validate(call, VideoRequest, raw)
+        self.check_banned(req.prompt)
+        image = self.blob_or_url(req.image) if req.image else None
+        self.check_queue()
+        first_frame = self.media.keep(call.base, image) if image is not None else None
+        motion = req.motion or "low"
+        task = self.create(
+            call,
+            TaskSpec(
+                action="VIDEO",
+                kind="video",
+                prompt=req.prompt,
+                description=f"/video {req.prompt}",
+                art_text=req.prompt,
+                state=req.state,
+                notify_hook=req.notify_hook,
+                source_url=first_frame,
+            ),
+        )
+        echoed = f"{first_frame or ''} {req.prompt} --video 1 --motion {motion}"
+        task.final_prompt = normalize_prompt(echoed, task.mode)
+        return self.accepted(task.id)
+
+    async def edit(self, call: Call) -> Response:
+        raw = await read_body(call, EditsRequest)
+        if not text(raw, "prompt") or not text(raw, "image"):
+            reject("image或prompt不能为空")
+        req = validate(call, EditsRequest, raw)
+        self.check_banned(req.prompt)
+        image = self.blob_or_url(req.image)
+        self.check_queue()
+        url = self.media.keep(call.base, image)
+        task = self.create(
+            call,
+            TaskSpec(
+                action="EDIT",
+                kind="edit",
+                prompt=req.prompt,
+                description=f"/edit {req.prompt}",
+                art_text=req.prompt,
+                state=req.state,
+                notify_hook=req.notify_hook,
+                source_url=url,
+            ),
+        )
+        task.final_prompt = f"{task.final_prompt} --dref {url}"
+        return self.accepted(task.id)
+
+    async def upload(self, call: Call) -> Response:
+        raw = await read_body(call, UploadRequest)
+        images = raw.get("base64Array")
+        if not isinstance(images, list) or not images:
+            reject("base64 参数错误")
+        req = validate(call, UploadRequest, raw)
+        blobs = [self.blob(v) for v in req.base64_array]
+        urls = [self.media.keep(call.base, b) for b in blobs]
+        return envelope(CODE_SUCCESS, MSG_OK, urls)
+
+    async def show(self, call: Call) -> Response:
+        raw = await read_body(call, ShowRequest)
+        job = text(raw, "jobId")
+        if not job:
+            reject("请填写 job id 或 url")
+        req = validate(call, ShowRequest, raw)
+        found = _UUID.search(req.job_id)
+        exact = _UUID.fullmatch(req.job_id) is not None
+        if found is None or not (exact or re.match(r"^https?://", req.job_id, re.IGNORECASE)):
+            reject("job id 格式错误")
+        job_hash = found.group(0).lower()
+        for task in self.store.tasks.values():
+            if task.job_hash == job_hash and self.store.snapshot(task).status != "FAILURE":
+                return self.accepted(task.id)
+        self.check_queue()
+        task = self.create(
+            call,
+            TaskSpec(
+                action="SHOW",
+                kind="grid",
+                prompt=f"recalled job {job_hash}",
+                description=f"/show {job_hash}",
+                art_text=f"job {job_hash}",
+                art_key=job_hash,
+                state=req.state,
+                notify_hook=req.notify_hook,
+                job_hash=job_hash,
+            ),
+        )
+        return self.accepted(task.id)

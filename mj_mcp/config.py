@@ -16,12 +16,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mj_mcp.errors import SettingsError, validation_problems
+from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES
 from mj_mcp.models import AuthHeader, Mode, ModePrefix
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
 DEFAULT_HTTP_TIMEOUT: Final = 30.0
-DEFAULT_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
 DEFAULT_SIMULATOR_PORT: Final = 8080

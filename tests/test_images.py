@@ -615,6 +615,19 @@ async def test_check_url_refuses_internal_ip_literals_in_any_notation(allowed: P
     assert resolver.calls == []
 
 
+@pytest.mark.anyio
+async def test_a_refused_url_hint_suggests_what_fits_the_argument(allowed: Path) -> None:
+    loader, _ = make_loader(allowed)
+    with pytest.raises(ImageRejectedError) as image:
+        await loader.check_url("http://10.0.0.5/x.png")
+    assert "data URI" in image.value.hint
+    with pytest.raises(ImageRejectedError) as hook:
+        await loader.check_url("http://10.0.0.5/hook", what="notifyHook URL")
+    assert str(hook.value).startswith("The notifyHook URL http://10.0.0.5/hook points to an internal address")
+    assert "leave it out" in hook.value.hint
+    assert "data URI" not in hook.value.hint
+
+
 @pytest.mark.parametrize(
     ("host", "reason"),
     [

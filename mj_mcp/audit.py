@@ -1,12 +1,12 @@
-"""The audit log: one JSON line per job-starting call, in ``<MJ_OUTPUT_DIR>/audit.jsonl``.
+"""The audit log: one JSON line per job-starting call, in `<MJ_OUTPUT_DIR>/audit.jsonl`.
 
 Every job that may cost credits (the `_job` and `_upload` handlers of server.py, after the
 upstream accepted the submit) is recorded as
-``{"time": ISO-8601 UTC, "tool", "taskId", "prompt" (when the call has one), "mode"}``.
+`{"time": ISO-8601 UTC, "tool", "taskId", "prompt" (when the call has one), "mode"}`.
 Never image data, never the key: only the fields listed here are written.
 
-Each line is one `os.write` on a descriptor opened with ``O_APPEND`` (file mode 0o600, the
-folder created user-only like `ImageSaver` does), so concurrent calls and processes do not
+Each line is one `os.write` on a descriptor opened with `O_APPEND` (file mode 0o600, the
+folder created user-only by `files.ensure_private_dir`, as for saved images), so concurrent calls and processes do not
 interleave lines. Writing happens in a worker thread, and a failure to write is logged as a
 warning: the audit log never fails the tool call that it records.
 """
@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import anyio.to_thread
 
+from mj_mcp.files import ensure_private_dir
+
 __all__ = ["AUDIT_FILE", "AuditLog"]
 
 AUDIT_FILE: Final = "audit.jsonl"
@@ -32,7 +34,7 @@ _FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC"
 
 
 class AuditLog:
-    """Appends one JSON line per started job to ``<output_dir>/audit.jsonl``."""
+    """Appends one JSON line per started job to `<output_dir>/audit.jsonl`."""
 
     def __init__(self, output_dir: Path) -> None:
         self.path = Path(os.path.expanduser(output_dir)).absolute() / AUDIT_FILE
@@ -51,14 +53,7 @@ class AuditLog:
 
     def append(self, entry: dict[str, Any]) -> None:
         """Blocking: append `entry` as one line (one write on an O_APPEND descriptor)."""
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, mode=0o700)
-        except FileExistsError:
-            pass
-        else:
-            # mkdir's mode is filtered by the umask; make it exactly user-only.
-            os.chmod(folder, 0o700)
+        ensure_private_dir(self.path.parent)
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         fd = os.open(self.path, _FLAGS, 0o600)
         try:

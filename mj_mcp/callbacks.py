@@ -24,13 +24,16 @@ import logging
 import secrets
 import socket
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.abc
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 
 from mj_mcp.models import Task
+from mj_mcp.streams import declared_too_large, read_capped
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -91,20 +94,21 @@ class CallbackReceiver:
             return
         if scope["type"] != "http":
             return
+        response = await self._respond(scope, receive)
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> JSONResponse:
         path: str = scope.get("path", "")
         if not secrets.compare_digest(path.encode(), self.path.encode()):
-            await _reply(send, 404, {"error": "not found"})
-            return
+            return _answer(404, {"error": "not found"})
         if scope.get("method") != "POST":
-            await _reply(send, 405, {"error": "method not allowed"}, allow="POST")
-            return
+            return _answer(405, {"error": "method not allowed"}, allow="POST")
         body = await _read_capped(scope, receive)
         if body is None:
             self.refused += 1
-            await _reply(send, 413, {"error": "body too large"})
-            return
+            return _answer(413, {"error": "body too large"})
         status, answer = self.take(body)
-        await _reply(send, status, answer)
+        return _answer(status, answer)
 
     def take(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Handle one callback body; the HTTP status and JSON answer for the upstream."""
@@ -129,37 +133,34 @@ class CallbackReceiver:
         return 200, {"ok": True, "taken": taken}
 
 
+class _TooLarge(Exception):
+    """The callback body is over `MAX_CALLBACK_BYTES`."""
+
+
 async def _read_capped(scope: Scope, receive: Receive) -> bytes | None:
     """The request body, or None once it is known to exceed the cap (without reading it all)."""
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"content-length":
-            try:
-                if int(value) > MAX_CALLBACK_BYTES:
-                    return None
-            except ValueError:
-                return None
-    chunks: list[bytes] = []
-    size = 0
+    declared = next((value for name, value in scope.get("headers", []) if name.lower() == b"content-length"), None)
+    if declared_too_large(declared, MAX_CALLBACK_BYTES):
+        return None
+    try:
+        return await read_capped(_body_chunks(receive), MAX_CALLBACK_BYTES, _TooLarge)
+    except _TooLarge:
+        return None
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The pieces of an ASGI request body, up to the last one (or the client's disconnect)."""
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_CALLBACK_BYTES:
-            return None
-        chunks.append(chunk)
+            return
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return
 
 
-async def _reply(send: Send, status: int, body: dict[str, Any], *, allow: str | None = None) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if allow is not None:
-        headers.append((b"allow", allow.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+def _answer(status: int, body: dict[str, Any], *, allow: str | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"allow": allow} if allow is not None else None)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -11,11 +11,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, get_args
+
+from pydantic_core import PydanticUndefined
 
 from mj_mcp import __version__
-from mj_mcp.config import DEFAULT_SIMULATOR_PORT, load_settings
+from mj_mcp.config import DEFAULT_HOST, DEFAULT_SIMULATOR_PORT, Settings, Transport, load_settings
 from mj_mcp.errors import SettingsError
 
 __all__ = ["main"]
@@ -24,31 +26,36 @@ EPILOG = """\
 Settings come from MJ_* environment variables (see the README); flags override them.
 Quick start without a key:  mj-mcp demo    or    mj-mcp --simulator"""
 
-# (flag, settings field, argparse options)
-_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--transport", "transport", {"choices": ["stdio", "streamable-http", "sse"], "help": "default: stdio"}),
-    ("--host", "host", {"help": "HTTP bind address (default 127.0.0.1)"}),
-    ("--port", "port", {"help": "HTTP port (default 8000)"}),
-    ("--simulator", "simulator", {"action": "store_true", "default": None, "help": "use the built-in simulator"}),
-    ("--base-url", "base_url", {"help": "MJ_BASE_URL: upstream root URL"}),
-    ("--api-key", "api_key", {"help": "MJ_API_KEY (prefer the environment variable)"}),
-    ("--auth-header", "auth_header", {"help": "bearer | mj-api-secret | authorization"}),
-    ("--mode", "mode", {"help": "fast | relax | turbo (default: the account's)"}),
-    ("--mode-prefix", "mode_prefix", {"help": "'/{mode}' or '/mj-{mode}'"}),
-    ("--output-dir", "output_dir", {"help": "where images are saved; 'off' to disable"}),
-    ("--poll-interval", "poll_interval", {"help": "seconds between status polls"}),
-    ("--wait-timeout", "wait_timeout", {"help": "seconds a waiting tool call waits"}),
-    ("--http-timeout", "http_timeout", {"help": "seconds for one upstream request"}),
-    ("--allowed-dirs", "allowed_dirs", {"help": "folders images may be read from (os.pathsep-separated)"}),
-    ("--max-image-bytes", "max_image_bytes", {"help": "largest image file or download accepted"}),
-    ("--mcp-token", "mcp_token", {"help": "bearer token HTTP clients must send"}),
-    ("--public-url", "public_url", {"help": "address the upstream can call back (notifyHook)"}),
-    ("--read-only", "read_only", {"action": "store_true", "default": None, "help": "only the read tools"}),
-    ("--max-jobs", "max_jobs", {"help": "most jobs this process may start"}),
-    ("--stateless", "stateless", {"action": "store_true", "default": None, "help": "stateless Streamable HTTP"}),
-    ("--allowed-hosts", "allowed_hosts", {"help": "comma-separated Host names HTTP clients may use"}),
-    ("--log-level", "log_level", {"help": "DEBUG | INFO | WARNING | ERROR (stderr)"}),
-)
+_ENV_ONLY: Final = frozenset({"sim_job_seconds"})
+"""Settings without a flag: the demo sets this one for the simulator it starts."""
+
+
+def _flags() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(flag, settings field, argparse options) for every setting, in the order of `Settings`.
+
+    The help is the field's description, then its allowed values and its default. A boolean is a
+    switch; `--transport` lists its choices, since no other spelling is accepted.
+    """
+    for name, field in Settings.model_fields.items():
+        if name in _ENV_ONLY:
+            continue
+        options: dict[str, Any] = {}
+        notes: list[str] = []
+        values = tuple(v for v in get_args(field.annotation) if isinstance(v, str) and v)
+        if values == get_args(Transport):
+            options["choices"] = values
+        elif values:
+            notes.append(" | ".join(values))
+        if field.annotation is bool:
+            options.update(action="store_true", default=None)
+        elif field.default not in (None, "", PydanticUndefined):
+            notes.append(f"default {field.default}")
+        help_text = field.description or ""
+        options["help"] = f"{help_text} ({'; '.join(notes)})" if notes else help_text
+        yield "--" + name.replace("_", "-"), name, options
+
+
+_FLAGS: Final = tuple(_flags())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(flag, dest=field, **options)
     commands = parser.add_subparsers(dest="command", metavar="{simulate,demo}")
     simulate = commands.add_parser("simulate", help="run the upstream simulator alone as an HTTP server")
-    simulate.add_argument("--host", dest="sim_host", default="127.0.0.1")
+    simulate.add_argument("--host", dest="sim_host", default=DEFAULT_HOST)
     simulate.add_argument("--port", dest="sim_port", type=int, default=DEFAULT_SIMULATOR_PORT)
     simulate.add_argument("--job-seconds", type=float, default=None, help="how long a simulated job takes")
     simulate.add_argument("--api-key", dest="sim_key", default=None, help="require this key from clients")

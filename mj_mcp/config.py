@@ -1,4 +1,7 @@
-"""Settings: every `MJ_*` variable, its CLI flag and its default, named once.
+"""Settings: every `MJ_*` variable, its default and its help text, named once.
+
+cli.py builds its flags (`--poll-interval` for `poll_interval`) from `Settings.model_fields`:
+each field's `description` is the flag's help.
 
 `Settings()` reads the environment; the CLI passes flags as keyword arguments, which win over
 the environment. `load_settings` turns pydantic's validation errors into one `SettingsError`
@@ -9,26 +12,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mj_mcp.errors import SettingsError, validation_problems
+from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES
 from mj_mcp.models import AuthHeader, Mode, ModePrefix
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
 DEFAULT_HTTP_TIMEOUT: Final = 30.0
-DEFAULT_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
 DEFAULT_SIMULATOR_PORT: Final = 8080
 DEFAULT_SIM_JOB_SECONDS: Final = 8.0
 """How long a simulated job takes (about like a fast-mode Midjourney job, only shorter)."""
 HEARTBEAT_SECONDS: Final = 5.0
-"""Progress heartbeat while nothing changes: well under the 10 s the interface promises."""
+"""How often a waiting call sends a progress notification while nothing changes. Clients are
+told to expect one at least every 10 s, so that a silent wait reads as alive; half of that
+leaves room for a slow poll."""
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 
@@ -50,29 +55,52 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    base_url: str | None = Field(default=None, description="Upstream root URL.")
-    api_key: SecretStr | None = Field(default=None, description="Upstream key.")
-    auth_header: AuthHeader = "bearer"
-    mode: Literal["", Mode] = ""
-    mode_prefix: ModePrefix = "/{mode}"
-    output_dir: Annotated[Path | None, NoDecode] = Field(default_factory=default_output_dir)
-    poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, le=60)
-    wait_timeout: float = Field(default=DEFAULT_WAIT_TIMEOUT, gt=0, le=86_400)
-    http_timeout: float = Field(default=DEFAULT_HTTP_TIMEOUT, gt=0, le=600)
-    allowed_dirs: Annotated[list[Path] | None, NoDecode] = None
-    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, gt=0, le=100 * 1024 * 1024)
-    mcp_token: SecretStr | None = None
-    public_url: str | None = None
-    read_only: bool = False
-    max_jobs: int | None = Field(default=None, ge=0)
-    simulator: bool = False
-    sim_job_seconds: float = Field(default=DEFAULT_SIM_JOB_SECONDS, gt=0, le=3600)
-    transport: Transport = "stdio"
-    host: str = DEFAULT_HOST
-    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    stateless: bool = False
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    # The order here is the order of the command-line flags in `mj-mcp --help`; each description
+    # is the flag's help text (cli.py adds the allowed values and the default).
+    transport: Transport = Field(default="stdio", description="how MCP clients connect")
+    host: str = Field(default=DEFAULT_HOST, description="HTTP bind address")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="HTTP port")
+    simulator: bool = Field(default=False, description="use the built-in simulator")
+    sim_job_seconds: float = Field(
+        default=DEFAULT_SIM_JOB_SECONDS, gt=0, le=3600, description="how long a simulated job takes"
+    )
+    base_url: str | None = Field(default=None, description="upstream root URL, e.g. https://api.openai-hk.com")
+    api_key: SecretStr | None = Field(
+        default=None, description="upstream key (prefer MJ_API_KEY: flags show in process lists)"
+    )
+    auth_header: AuthHeader = Field(default="bearer", description="how the key is sent")
+    mode: Literal["", Mode] = Field(default="", description="speed mode; unset, the account's own")
+    mode_prefix: ModePrefix = Field(default="/{mode}", description="where the speed mode goes in a job's path")
+    output_dir: Annotated[Path | None, NoDecode] = Field(
+        default_factory=default_output_dir, description="where images are saved; 'off' to disable"
+    )
+    poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, le=60, description="seconds between status polls")
+    wait_timeout: float = Field(
+        default=DEFAULT_WAIT_TIMEOUT, gt=0, le=86_400, description="seconds a waiting tool call waits"
+    )
+    http_timeout: float = Field(
+        default=DEFAULT_HTTP_TIMEOUT, gt=0, le=600, description="seconds for one upstream request"
+    )
+    allowed_dirs: Annotated[list[Path] | None, NoDecode] = Field(
+        default=None, description="folders images may be read from (os.pathsep-separated)"
+    )
+    max_image_bytes: int = Field(
+        default=DEFAULT_MAX_IMAGE_BYTES,
+        gt=0,
+        le=100 * 1024 * 1024,
+        description="largest image file or download accepted",
+    )
+    mcp_token: SecretStr | None = Field(default=None, description="bearer token HTTP clients must send")
+    public_url: str | None = Field(default=None, description="address the upstream can call back (notifyHook)")
+    read_only: bool = Field(default=False, description="only the read tools")
+    max_jobs: int | None = Field(default=None, ge=0, description="most jobs this process may start")
+    stateless: bool = Field(default=False, description="stateless Streamable HTTP")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated Host names HTTP clients may use"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="what is logged on stderr"
+    )
 
     @field_validator("base_url", "public_url", mode="after")
     @classmethod
@@ -92,20 +120,15 @@ class Settings(BaseSettings):
             return None
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("mode", mode="before")
+    @field_validator("auth_header", "mode", "log_level", mode="before")
     @classmethod
-    def _mode_lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("auth_header", mode="before")
-    @classmethod
-    def _header_lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _level_upper(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        """These values match in any letter case: give back the allowed spelling."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        folded = value.strip().casefold()
+        allowed = get_args(cls.model_fields[info.field_name].annotation)
+        return next((v for v in allowed if isinstance(v, str) and v.casefold() == folded), value.strip())
 
     @field_validator("output_dir", mode="before")
     @classmethod

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -29,23 +30,6 @@ from pydantic.alias_generators import to_camel
 
 # ---------------------------------------------------------------------------------------------
 # Enumerations (as documented; replies accept other strings too)
-
-TASK_ACTIONS: Final = (
-    "IMAGINE",
-    "UPSCALE",
-    "VARIATION",
-    "REROLL",
-    "DESCRIBE",
-    "BLEND",
-    "ZOOM",
-    "PAN",
-    "SHORTEN",
-    "SWAP_FACE",
-    "VIDEO",
-    "EDIT",
-    "UPSCALE_HD",
-)
-TASK_STATUSES: Final = ("NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL")
 
 
 class Status(StrEnum):
@@ -74,6 +58,8 @@ Motion = Literal["low", "high"]
 ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
 QueryAction = Literal["IMAGINE", "UPSCALE", "VARIATION", "ZOOM", "PAN", "DESCRIBE", "BLEND", "SHORTEN", "SWAP_FACE"]
 QueryStatus = Literal["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL"]
+"""The `Status` names, in its order (tests hold the two equal). A Literal rather than the enum, so
+that the query's schema and its validation errors list plain strings."""
 
 # Return codes (identical in NZ, PLUS and TA)
 CODE_SUCCESS: Final = 1
@@ -85,25 +71,34 @@ CODE_IN_QUEUE: Final = 22
 CODE_QUEUE_REJECTED: Final = 23
 CODE_BANNED_PROMPT: Final = 24
 
-IMAGE_FIELDS: Final = frozenset({"base64Array", "base64", "maskBase64", "sourceBase64", "targetBase64", "image"})
-"""Wire names of the fields that carry images (data URI, base64, URL or local path at the tool)."""
 
-
-class WireModel(BaseModel):
-    """Base of the request models: camelCase on the wire, snake_case in Python."""
+class _CamelModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, either accepted when parsing."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
-        extra="forbid",
-        str_strip_whitespace=True,
     )
+    _wire_omits: ClassVar[Literal["none", "unset"]]
+    """Which fields `to_wire` leaves out: those that are None, or those never set."""
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON body for the upstream: wire names, unset and None fields left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The JSON for the wire, under the wire names, without the fields `_wire_omits` names."""
+        return self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=self._wire_omits == "none",
+            exclude_unset=self._wire_omits == "unset",
+        )
+
+
+class WireModel(_CamelModel):
+    """Base of the request models. `to_wire` is the JSON body for the upstream, without None fields."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _wire_omits = "none"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,12 +354,20 @@ class EmptyRequest(WireModel):
 # Replies
 
 
-def _none_to_empty_dict(value: Any) -> Any:
-    return {} if value is None else value
+def _none_as(default: Callable[[], Any]) -> BeforeValidator:
+    """Read a null as `default()`: upstreams send null for an empty text, list or object."""
+    return BeforeValidator(lambda value: default() if value is None else value)
 
 
-def _none_to_empty_list(value: Any) -> Any:
-    return [] if value is None else value
+_T = TypeVar("_T")
+Text = Annotated[str, _none_as(str)]
+"""Text that may come as null (read as "")."""
+Properties = Annotated[dict[str, Any], _none_as(dict)]
+"""An object that may come as null (read as {})."""
+ListOrNull = Annotated[list[_T], _none_as(list)]
+"""A list that may come as null (read as [])."""
+ButtonCode = Annotated[int, _none_as(lambda: 2)]
+"""A Discord button's style or type; null reads as 2 (secondary style, a button)."""
 
 
 def _id_to_str(value: Any) -> Any:
@@ -378,37 +381,26 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-class ReplyModel(BaseModel):
-    """Base of reply models: wire names, unknown fields kept."""
+class ReplyModel(_CamelModel):
+    """Base of reply models: unknown fields kept. `to_wire` gives the fields the upstream sent
+    (and defaults we filled in)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
         extra="allow",
         # Replies are first parsed after start-up; building their validators then keeps the
         # time to the first tools/list down.
         defer_build=True,
     )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The reply as JSON, with the fields the upstream sent (and defaults we filled in)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    _wire_omits = "unset"
 
 
 class SubmitResult(ReplyModel):
     """SubmitResultVO: `{code, description, result, properties}`."""
 
     code: int
-    description: str = ""
+    description: Text = ""
     result: Annotated[str | list[str] | None, BeforeValidator(_id_to_str)] = None
-    properties: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(default_factory=dict)
-
-    @field_validator("description", mode="before")
-    @classmethod
-    def _description_text(cls, value: Any) -> Any:
-        return "" if value is None else value
+    properties: Properties = Field(default_factory=dict)
 
     @field_validator("result", mode="before")
     @classmethod
@@ -445,21 +437,11 @@ class SubmitResult(ReplyModel):
 class Button(ReplyModel):
     """A button on a finished task; press it with `action`."""
 
-    custom_id: str = ""
-    emoji: str = ""
-    label: str = ""
-    style: int = 2
-    type: int = 2
-
-    @field_validator("custom_id", "emoji", "label", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        return "" if value is None else value
-
-    @field_validator("style", "type", mode="before")
-    @classmethod
-    def _int(cls, value: Any) -> Any:
-        return 2 if value is None else value
+    custom_id: Text = ""
+    emoji: Text = ""
+    label: Text = ""
+    style: ButtonCode = 2
+    type: ButtonCode = 2
 
     @property
     def display(self) -> str:
@@ -493,10 +475,8 @@ class Task(ReplyModel):
     image_url: str | None = None
     progress: str | None = None
     fail_reason: str | None = None
-    properties: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(default_factory=dict)
-    buttons: Annotated[list[Button], BeforeValidator(_none_to_empty_list)] = Field(
-        default_factory=lambda: list[Button]()
-    )
+    properties: Properties = Field(default_factory=dict)
+    buttons: ListOrNull[Button] = Field(default_factory=lambda: list[Button]())
     image_urls: list[MediaUrl] | None = None
     video_url: str | None = None
     video_urls: list[MediaUrl] | None = None
@@ -563,7 +543,7 @@ def _fold(text: str) -> str:
 class Page(ReplyModel):
     """Spring Data page returned by `/mj/task/query`."""
 
-    content: Annotated[list[Task], BeforeValidator(_none_to_empty_list)] = Field(default_factory=lambda: list[Task]())
+    content: ListOrNull[Task] = Field(default_factory=lambda: list[Task]())
     total_elements: int = 0
     total_pages: int = 0
     number: int = 0
@@ -576,16 +556,22 @@ class Page(ReplyModel):
 
 STATUS_ORDER: Final[dict[str, int]] = {
     "": 0,
-    "MODAL": 0,
-    "NOT_START": 0,
-    "SUBMITTED": 1,
-    "IN_PROGRESS": 3,
-    "FAILURE": 4,
-    "CANCEL": 4,
-    "SUCCESS": 5,
+    Status.MODAL: 0,
+    Status.NOT_START: 0,
+    Status.SUBMITTED: 1,
+    Status.IN_PROGRESS: 3,
+    Status.FAILURE: 4,
+    Status.CANCEL: 4,
+    Status.SUCCESS: 5,
 }
+"""Each status's rank in a task's lifecycle. Rank 2 is left free on purpose: see `task_order`."""
+_UNKNOWN_STATUS_RANK: Final = 2
+"""A status not listed above (some upstream's own word) ranks between SUBMITTED and IN_PROGRESS:
+most likely the job is running, so it may follow a submit, but it never undoes reported
+progress or an end."""
 
 
 def task_order(task: Task) -> float:
     """Where a task is in its lifecycle; a newer snapshot never has a lower value."""
-    return STATUS_ORDER.get(task.status or "", 2) + (task.percent / 1000 if task.status == "IN_PROGRESS" else 0)
+    rank = STATUS_ORDER.get(task.status or "", _UNKNOWN_STATUS_RANK)
+    return rank + (task.percent / 1000 if task.status == Status.IN_PROGRESS else 0)

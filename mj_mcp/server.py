@@ -61,8 +61,9 @@ from mj_mcp.errors import (
     UpstreamUnavailableError,
     validation_problems,
 )
-from mj_mcp.images import ImageLoader, ImageSaver, SavedImages, classify, make_preview, png_for_resource
+from mj_mcp.images import classify, make_preview, png_for_resource
 from mj_mcp.live import LiveTasks
+from mj_mcp.loading import ImageLoader
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ActionRequest,
@@ -86,6 +87,7 @@ from mj_mcp.results import (
     task_result,
     task_uri,
 )
+from mj_mcp.saving import ImageSaver, SavedImages
 from mj_mcp.waiting import Clock, TaskWatcher, describe_status
 
 __all__ = ["TOOLS", "App", "create_server"]

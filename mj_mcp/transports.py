@@ -29,7 +29,6 @@ from mj_mcp.errors import SettingsError
 __all__ = ["BodySizeLimitMiddleware", "build_http_app", "check_bind", "max_request_bytes", "serve_http"]
 
 OPEN_PATHS: Final = frozenset({"/health"})
-LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MAX_INLINE_IMAGES: Final = 5
 """The most images one job takes inline: blend's base64Array (upload_images' longer lists are
 better sent in batches, or as file paths and URLs, which cost no request bytes)."""
@@ -45,6 +44,7 @@ def max_request_bytes(settings: Settings) -> int:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches only this machine: `localhost`, or a loopback IP (`[::1]` too)."""
     if host.strip("[]") in {"localhost", "::1"}:
         return True
     try:
@@ -97,6 +97,13 @@ class _BodyTooLarge(Exception):
 
 class BodySizeLimitMiddleware:
     """413 with a short JSON error for a request body larger than `max_bytes`.
+
+    This is the outer of three body-size layers. The SDK's own `max_request_body_size` caps
+    `/mcp` (and the SSE message route) at the same size, but only for the routes it serves;
+    this middleware covers every route of the app, `/health` and custom routes included; and
+    the callback route reads its bodies with a much smaller cap of its own
+    (`callbacks.MAX_CALLBACK_BYTES`). It guards a stream rather than reading one: the app reads
+    the body itself, and this only counts what passes.
 
     A declared `Content-Length` beyond the cap is answered before the app runs. A body without
     one (chunked) is counted as the app reads it: the read that crosses the cap raises inside

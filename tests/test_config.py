@@ -168,3 +168,35 @@ def test_variable_names_match_in_any_letter_case_and_unknown_ones_are_ignored(
     monkeypatch.setenv("MJ_NO_SUCH_SETTING", "whatever")
     s = load_settings()
     assert (s.mode, s.simulator) == ("relax", True)
+
+
+def test_every_setting_but_the_simulators_job_time_is_a_flag_with_its_help() -> None:
+    from typing import get_args
+
+    from mj_mcp.cli import build_parser
+    from mj_mcp.config import ENV_NAMES, Settings, Transport
+
+    actions = {action.dest: action for action in build_parser()._actions}  # pyright: ignore[reportPrivateUsage]
+    assert set(ENV_NAMES) - set(actions) == {"sim_job_seconds"}
+    for name, field in Settings.model_fields.items():
+        if name != "sim_job_seconds":
+            assert actions[name].option_strings == ["--" + name.replace("_", "-")]
+            assert field.description
+            assert (actions[name].help or "").startswith(field.description)
+    assert actions["transport"].choices == get_args(Transport)
+    assert actions["simulator"].nargs == 0  # a switch
+    assert "default 2.0" in (actions["poll_interval"].help or "")
+    assert "bearer | mj-api-secret | authorization" in (actions["auth_header"].help or "")
+
+
+def test_letter_case_is_folded_to_the_allowed_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_LOG_LEVEL", " debug ")
+    monkeypatch.setenv("MJ_AUTH_HEADER", "Authorization")
+    s = load_settings(simulator=True, mode=" TURBO")
+    assert (s.log_level, s.auth_header, s.mode) == ("DEBUG", "authorization", "turbo")
+
+
+def test_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MJ_MODE", "fast")
+    assert main(["--simulator", "--mode", "warp"]) == 2
+    assert capsys.readouterr().err.startswith("mj-mcp: MJ_MODE")

@@ -1,6 +1,7 @@
-"""Tests for mj_mcp.images: input classification and loading with its guards, previews,
-resource fitting, grid splitting and saving. No real network: downloads go through
-httpx2.MockTransport and host names resolve through an injected fake resolver."""
+"""Tests for the image modules: input classification, previews, resource fitting and grid
+splitting (images), loading with its guards (loading, netguard) and saving (saving). No real
+network: downloads go through httpx2.MockTransport and host names resolve through an injected
+fake resolver."""
 
 from __future__ import annotations
 
@@ -22,20 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mj_mcp import images
+from mj_mcp import loading, saving
 from mj_mcp.errors import ImageInputError, ImageRejectedError, MjError
-from mj_mcp.images import (
-    RESOURCE_MAX_BYTES,
-    ImageLoader,
-    ImageSaver,
-    LoadedImage,
-    classify,
-    default_resolver,
-    make_preview,
-    png_for_resource,
-    sanitize_stem,
-    split_grid,
-)
+from mj_mcp.images import RESOURCE_MAX_BYTES, classify, make_preview, png_for_resource, split_grid
+from mj_mcp.loading import ImageLoader, LoadedImage
+from mj_mcp.netguard import default_resolver
+from mj_mcp.saving import ImageSaver, sanitize_stem
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V4_B = "93.184.216.35"
@@ -491,7 +484,7 @@ async def test_load_reads_no_more_than_the_cap_from_a_file(allowed: Path, monkey
         fields[stat.ST_SIZE] = 10
         return os.stat_result(fields)
 
-    monkeypatch.setattr(images.os, "fstat", shrunk_fstat)
+    monkeypatch.setattr(loading.os, "fstat", shrunk_fstat)
     loader, _ = make_loader(allowed, max_bytes=1000)
     with pytest.raises(ImageRejectedError, match="larger than 1000 bytes"):
         await loader.load(str(allowed / "grows.png"))
@@ -515,7 +508,7 @@ async def test_load_reports_an_unreadable_file(allowed: Path, monkeypatch: pytes
             raise PermissionError(13, "Permission denied")
         return real_open(path, flags, mode)
 
-    monkeypatch.setattr(images.os, "open", deny)
+    monkeypatch.setattr(loading.os, "open", deny)
     loader, _ = make_loader(allowed)
     with pytest.raises(ImageInputError, match="cannot be opened"):
         await loader.load(str(allowed / "locked.png"))
@@ -620,6 +613,19 @@ async def test_check_url_refuses_internal_ip_literals_in_any_notation(allowed: P
             await call(f"http://{host}/x.png")
     assert web.requests == []
     assert resolver.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_refused_url_hint_suggests_what_fits_the_argument(allowed: Path) -> None:
+    loader, _ = make_loader(allowed)
+    with pytest.raises(ImageRejectedError) as image:
+        await loader.check_url("http://10.0.0.5/x.png")
+    assert "data URI" in image.value.hint
+    with pytest.raises(ImageRejectedError) as hook:
+        await loader.check_url("http://10.0.0.5/hook", what="notifyHook URL")
+    assert str(hook.value).startswith("The notifyHook URL http://10.0.0.5/hook points to an internal address")
+    assert "leave it out" in hook.value.hint
+    assert "data URI" not in hook.value.hint
 
 
 @pytest.mark.parametrize(
@@ -1375,7 +1381,7 @@ def test_saver_does_not_replace_a_file_that_appears_while_it_publishes(
             Path(dst).write_bytes(b"written by someone else")
         real_link(src, dst)
 
-    monkeypatch.setattr(images.os, "link", racing_link)
+    monkeypatch.setattr(saving.os, "link", racing_link)
     path = ImageSaver(tmp_path).save("task", png())
     assert path.name == "task_2.png"
     assert (tmp_path / "task.png").read_bytes() == b"written by someone else"
@@ -1393,8 +1399,8 @@ def test_saver_writes_through_to_disk_before_publishing(tmp_path: Path, monkeypa
         events.append("link")
         real_link(src, dst)
 
-    monkeypatch.setattr(images.os, "fsync", fsync)
-    monkeypatch.setattr(images.os, "link", link)
+    monkeypatch.setattr(saving.os, "fsync", fsync)
+    monkeypatch.setattr(saving.os, "link", link)
     ImageSaver(tmp_path).save("task", png())
     assert events[:2] == ["fsync", "link"]
 
@@ -1405,7 +1411,7 @@ def test_saver_works_without_hard_links_and_still_never_overwrites(
     def no_links(src: str | Path, dst: str | Path) -> None:
         raise PermissionError("hard links not supported")
 
-    monkeypatch.setattr(images.os, "link", no_links)
+    monkeypatch.setattr(saving.os, "link", no_links)
     (tmp_path / "task.png").write_bytes(b"precious")
     path = ImageSaver(tmp_path).save("task", data := png())
     assert path.name == "task_2.png"
@@ -1418,7 +1424,7 @@ def test_saver_gives_up_when_every_name_is_taken(tmp_path: Path, monkeypatch: py
     def always_taken(src: str | Path, dst: str | Path) -> None:
         raise FileExistsError(dst)
 
-    monkeypatch.setattr(images.os, "link", always_taken)
+    monkeypatch.setattr(saving.os, "link", always_taken)
     with pytest.raises(FileExistsError, match="no free file name"):
         ImageSaver(tmp_path).save("task", png())
     assert list(tmp_path.iterdir()) == []

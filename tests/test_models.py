@@ -286,3 +286,30 @@ def test_task_order_only_moves_forward_through_the_lifecycle() -> None:
     assert orders == sorted(orders)
     assert len(set(orders)) == len(orders)
     assert task_order(t("FAILURE")) > task_order(t("IN_PROGRESS", "99%"))
+
+
+def test_an_unknown_status_ranks_after_a_submit_and_before_any_progress() -> None:
+    running = Task(id="1", status="RUNNING_SOMEWHERE")
+    assert task_order(Task(id="1", status="SUBMITTED")) < task_order(running)
+    assert task_order(running) < task_order(Task(id="1", status="IN_PROGRESS", progress="0%"))
+
+
+def test_the_query_status_filter_takes_exactly_the_status_names() -> None:
+    from typing import get_args
+
+    from mj_mcp.models import QueryStatus, Status
+
+    assert get_args(QueryStatus) == tuple(Status)
+
+
+def test_nulls_read_as_empty_values_and_stay_out_of_the_wire_form() -> None:
+    from mj_mcp.models import Button
+
+    task = Task.model_validate({"id": 7, "properties": None, "buttons": None})
+    assert (task.properties, task.buttons) == ({}, [])
+    button = Button.model_validate({"customId": None, "label": None, "style": None, "type": None})
+    assert (button.custom_id, button.label, button.style, button.type) == ("", "", 2, 2)
+    assert SubmitResult.model_validate({"code": 1, "description": None, "properties": None}).description == ""
+    assert Page.model_validate({"content": None}).content == []
+    assert ImagineRequest(prompt="cat", state=None).to_wire() == {"prompt": "cat"}
+    assert Task.model_validate({"id": "1", "status": "SUCCESS"}).to_wire() == {"id": "1", "status": "SUCCESS"}

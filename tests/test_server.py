@@ -691,7 +691,7 @@ async def test_the_prompt_helps_write_a_midjourney_prompt(client: Client) -> Non
 async def url_client(settings: Settings, mj: Any, clock: FakeClock, mode: str) -> Any:
     import httpx2
 
-    from mj_mcp.images import ImageLoader
+    from mj_mcp.loading import ImageLoader
     from mj_mcp.server import create_server
 
     async def serve(request: httpx2.Request) -> httpx2.Response:

@@ -44,7 +44,7 @@ RUNNING_JOB_SECONDS = 600.0
 downloads an image (a 3 s job could finish during the calls on a slow machine)."""
 POLL_INTERVAL = 1.0
 STAGGER = 4.0
-# The simulator's timeline (mj_mcp/simulator.py `_PHASES`): fraction of job_seconds at which
+# The simulator's timeline (mj_mcp/simulator/core.py `_PHASES`): fraction of job_seconds at which
 # each (status, percent) begins.
 PHASE_AT: dict[tuple[str, int], float] = {
     ("SUBMITTED", 0): 0.125,
@@ -127,6 +127,17 @@ def timed_simulator(job_seconds: float) -> Any:
             super().__init__(job_seconds=job_seconds)
             self.posts: list[tuple[float, float, float, bytes]] = []
             self.renders: list[tuple[float, float]] = []
+            draw = self.media._picture  # pyright: ignore[reportPrivateUsage]
+            renders = self.renders
+
+            async def timed_picture(task_id: str, variant: str) -> Any:
+                start = time.time()
+                try:
+                    return await draw(task_id, variant)
+                finally:
+                    renders.append((start, time.time()))
+
+            self.media._picture = timed_picture  # pyright: ignore[reportPrivateUsage]
 
         async def send_callbacks(self, post: Callable[[str, bytes], Awaitable[object]]) -> int:
             tick = time.time()
@@ -139,13 +150,6 @@ def timed_simulator(job_seconds: float) -> Any:
                     self.posts.append((tick, start, time.time(), body))
 
             return await super().send_callbacks(timed)
-
-        async def _picture(self, task_id: str, variant: str) -> Any:
-            start = time.time()
-            try:
-                return await super()._picture(task_id, variant)
-            finally:
-                self.renders.append((start, time.time()))
 
         def write_log(self, path: str) -> None:
             posts: list[dict[str, Any]] = []

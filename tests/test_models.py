@@ -23,7 +23,7 @@ from mj_mcp.models import (
 )
 
 SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
-"""Copies of the seed API documents (shared/docs/seeds) whose examples the models must parse."""
+"""Copies of the seed API documents (tests/fixtures/seeds) whose examples the models must parse."""
 
 # The seeds' request examples, verbatim (openai-hk / PLUS swagger dumps).
 SEED_REQUESTS: list[tuple[str, dict[str, Any]]] = [

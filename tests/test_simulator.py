@@ -53,7 +53,7 @@ from tests.sim_http import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Seed material (docs/seeds): request examples and the fields of the documented replies
+# Seed material (tests/fixtures/seeds): request examples and the fields of the documented replies
 
 SEED_REQUESTS: list[tuple[str, dict[str, Any]]] = [
     (

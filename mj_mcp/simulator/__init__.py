@@ -25,7 +25,7 @@ The layers mirror the real topology, outermost first:
 Faithful by default, every dialect on a switch: the default behaviour follows the TA / PLUS
 flavour documented in docs/upstream-api.md (codes, verbatim messages, HTTP 404 with a code-3
 body, 204 for an unknown fetch, Spring-style 400 for unreadable JSON); `Quirks` turns on the
-other dialects of §7. Time comes from one `mj_mcp.clock.Clock` (the wall clock by default, a
+other dialects of docs/upstream-api.md §7. Time comes from one `mj_mcp.clock.Clock` (the wall clock by default, a
 `ManualClock` or a test's clock otherwise), so tests advance time instead of sleeping.
 """
 

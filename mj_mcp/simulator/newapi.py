@@ -7,8 +7,8 @@ HTTP 400 `{code, description, type: "upstream_error"}`), forwards the request to
 without `notifyHook` and `accountFilter`, keeps its own record of every task it submitted, and
 rewrites the reply: codes 21 (except Vary Region / Custom Zoom) and 22 become 1. Reads of a task
 answer from its copy (trimmed Task view, FAILURE at "100%", the one-hour timeout, optionally
-refreshed only every `Quirks.new_api_poll` seconds). See docs/upstream-api.md §1.1 "NA", §2.1,
-§2.4 and §4.3.
+refreshed only every `Quirks.new_api_poll` seconds).
+See docs/upstream-api.md §1.1, §2.1, §2.4 and §4.3 (the "NA" dialect).
 """
 
 from __future__ import annotations

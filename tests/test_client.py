@@ -570,3 +570,71 @@ async def test_a_download_that_keeps_failing_is_unavailable(sim: Simulator, cloc
     async with MjClient(SIM_URL, transport=Flaky(sim.transport(), connect_failures=9), sleep=clock.sleep) as mj:
         with pytest.raises(UpstreamUnavailableError):
             await mj.download(f"{SIM_URL}/sim/images/x.png")
+
+
+async def test_a_download_waits_out_a_short_retry_after_and_reports_a_long_one(clock: FakeClock) -> None:
+    asked: list[str] = []
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        wait = request.url.params["wait"]
+        if wait not in asked:  # the first request for each URL is turned away
+            asked.append(wait)
+            return httpx2.Response(429, headers={"Retry-After": wait})
+        return httpx2.Response(200, content=b"png", headers={"Content-Type": "image/png; q=1"})
+
+    async with MjClient(SIM_URL, transport=httpx2.MockTransport(handler), sleep=clock.sleep) as mj:
+        assert await mj.download(f"{SIM_URL}/busy.png?wait=4") == (b"png", "image/png")
+        assert clock.slept == [4.0]
+        with pytest.raises(UpstreamUnavailableError) as info:
+            await mj.download(f"{SIM_URL}/busy.png?wait=3600")
+    assert info.value.http_status == 429
+    assert clock.slept == [4.0]
+
+
+async def test_a_cancel_is_sent_once(mj: MjClient, sim: Simulator, clock: FakeClock) -> None:
+    sim.inject(Fault(path="/cancel", status=503, times=None))
+    with pytest.raises(UpstreamUnavailableError):
+        await mj.cancel("1")
+    assert len(sim.request_log) == 1
+    assert clock.slept == []
+
+
+async def test_backoff_is_equal_jitter_doubling_to_its_cap(sim: Simulator, clock: FakeClock) -> None:
+    sim.inject(Fault(path="/task/list", status=503, times=None))
+    async with MjClient(
+        SIM_URL, transport=sim.transport(), sleep=clock.sleep, jitter=lambda: 0.0, read_attempts=7
+    ) as mj:
+        with pytest.raises(UpstreamUnavailableError):
+            await mj.recent()
+    # Half of min(8, 0.5·2ⁿ) is fixed (jitter 0 gives exactly that half).
+    assert clock.slept == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+CONSTRUCT_ONLY = """
+import json, sys
+import anyio
+from mj_mcp.client import MjClient
+
+async def main():
+    mj = MjClient("https://mj.example.com", "key")
+    await mj.aclose()
+    return "httpcore2" in sys.modules
+
+before = anyio.run(main)
+import httpx2
+httpx2.AsyncClient()  # the probe itself: building a default client does load the stack
+print(json.dumps([before, "httpcore2" in sys.modules]))
+"""
+
+
+def test_constructing_a_client_for_https_builds_no_connection_stack() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
+    done = subprocess.run(
+        [sys.executable, "-c", CONSTRUCT_ONLY], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True]

@@ -19,7 +19,6 @@ is scrubbed.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -57,8 +56,6 @@ from mj_mcp.retrying import Again, Sleep, equal_jitter, retrying
 from mj_mcp.streams import read_capped
 
 __all__ = ["AuthHeader", "MjClient"]
-
-logger = logging.getLogger(__name__)
 
 READ_ATTEMPTS: Final = 3
 MAX_RETRY_AFTER: Final = 30.0
@@ -256,7 +253,14 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
         async def attempt() -> Reply | Again:
             try:
-                response = await self._http.request(endpoint.method, url, content=payload, headers=headers)
+                async with self._http.stream(endpoint.method, url, content=payload, headers=headers) as response:
+                    if response.status_code >= 500:
+                        raise SubmitOutcomeUnknownError(
+                            f"The upstream answered the {endpoint.name} request with HTTP {response.status_code}; "
+                            "it was not sent again.",
+                            http_status=response.status_code,
+                        )
+                    return await _reply(endpoint, response)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 # The connection never opened, so the upstream cannot have seen the job.
                 return Again(
@@ -271,13 +275,6 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
                     f"The connection failed after the {endpoint.name} request was sent "
                     f"({type(exc).__name__}); it was not sent again."
                 ) from None
-            if response.status_code >= 500:
-                raise SubmitOutcomeUnknownError(
-                    f"The upstream answered the {endpoint.name} request with HTTP {response.status_code}; "
-                    "it was not sent again.",
-                    http_status=response.status_code,
-                )
-            return _reply(response)
 
         return await retrying(attempt, attempts=self._attempts(endpoint), backoff=self._backoff, sleep=self._sleep)
 
@@ -287,14 +284,14 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
         async def attempt() -> Reply | Again:
             try:
-                response = await self._http.request(endpoint.method, url, json=payload, headers=self._headers())
+                async with self._http.stream(endpoint.method, url, json=payload, headers=self._headers()) as response:
+                    reply = await _reply(endpoint, response)
             except httpx2.TransportError as exc:
                 return Again(
                     UpstreamUnavailableError(
                         f"The upstream could not be reached for {endpoint.name} ({type(exc).__name__})."
                     )
                 )
-            reply = _reply(response)
             failure = replies.transient_error(endpoint, reply)
             if failure is not None:
                 return _again(failure, failure.retry_after if isinstance(failure, RateLimitedError) else None)
@@ -311,12 +308,13 @@ class _TaskRef(WireModel):
     task_id: str
 
 
-def _reply(response: httpx2.Response) -> Reply:
-    try:
-        path: str | None = response.request.url.path
-    except RuntimeError:  # a response built without a request
-        path = None
-    return Reply(response.status_code, response.content, response.headers, path)
+async def _reply(endpoint: Endpoint, response: httpx2.Response) -> Reply:
+    """The reply, read with a cap so that a huge or endless body is refused early."""
+    status = response.status_code
+    body = await read_capped(
+        response.aiter_bytes(), replies.MAX_REPLY_BYTES, lambda: replies.too_large(endpoint, status)
+    )
+    return Reply(status, body, response.headers, response.request.url.path)
 
 
 def _download_failure(response: httpx2.Response) -> Again:

@@ -69,6 +69,7 @@ __all__ = [
     "seed_of",
     "submit_result",
     "task_of",
+    "too_large",
     "transient_error",
 ]
 
@@ -78,6 +79,7 @@ ACCEPTED_CODES: Final = frozenset({CODE_SUCCESS, CODE_IN_QUEUE, CODE_EXISTED_MOD
 CODE_SATURATED: Final = 30
 """new-api: the user's group has no free capacity right now (a rate limit in all but name)."""
 MAX_REPLY_BYTES: Final = 32 * 1024 * 1024
+"""The most of a reply the client reads; more is `too_large`."""
 ACCOUNT_WORDS: Final = ("账号", "account", "Account", "实例")
 """Words in a code-3 message that mean "no account can take this job", not "no such task"."""
 
@@ -376,9 +378,15 @@ def parse_list(reply: Reply) -> list[Task]:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def too_large(endpoint: Endpoint, status: int) -> ProtocolError:
+    """A reply longer than `MAX_REPLY_BYTES` (the client stops reading there)."""
+    # A paid job's reply came after the request arrived: the job may exist all the same.
+    return ProtocolError(
+        "The upstream reply is too large.", http_status=status, hint=_UNREADABLE_SUBMIT_HINT if endpoint.paid else None
+    )
+
+
 def _json(reply: Reply) -> Any:
-    if len(reply.body) > MAX_REPLY_BYTES:
-        raise ProtocolError("The upstream reply is too large.", http_status=reply.status)
     try:
         return json.loads(reply.body)
     except (ValueError, RecursionError):

@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 from PIL import Image
 
+from mj_mcp import replies
 from mj_mcp.client import MjClient
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import (
@@ -618,6 +620,7 @@ CONSTRUCT_ONLY = """
 import json, sys
 import anyio
 from mcp import Client
+from mj_mcp import replies
 from mj_mcp.client import MjClient
 from mj_mcp.config import load_settings
 from mj_mcp.server import create_server
@@ -646,3 +649,25 @@ def test_an_https_client_builds_no_connection_stack_before_its_first_request() -
         [sys.executable, "-c", CONSTRUCT_ONLY], capture_output=True, text=True, env=env, check=True, timeout=60
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, False, True]
+
+
+async def test_a_reply_is_read_only_up_to_its_cap(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
+    monkeypatch.setattr(replies, "MAX_REPLY_BYTES", 1000)
+    sent: list[int] = []
+
+    class Endless(httpx2.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            while True:
+                sent.append(100)
+                yield b" " * 100
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, stream=Endless())
+
+    async with MjClient(SIM_URL, transport=httpx2.MockTransport(handler), sleep=clock.sleep) as mj:
+        with pytest.raises(ProtocolError, match="too large"):
+            await mj.recent()
+        with pytest.raises(ProtocolError, match="too large") as info:
+            await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x"))
+    assert "may have been created" in info.value.hint
+    assert sum(sent) <= 2 * 1100

@@ -14,7 +14,8 @@ MjError                      every error carries `message` and `hint` (what to d
     ├── UpstreamRejectedError    code 4 and other non-success codes: the request was refused
     │   └── BannedPromptError    code 24: the prompt contains a banned word
     ├── QueueFullError       code 23, or code 9 with a full queue: try again later
-    ├── RateLimitedError     HTTP 429 (with `retry_after` when the upstream said)
+    ├── RateLimitedError     HTTP 429 (with `retry_after` when the upstream said), or new-api's
+    │                        code 30 (the group is saturated; `code` is kept)
     ├── UpstreamUnavailableError  5xx, timeouts and transport failures
     │   └── SubmitOutcomeUnknownError  a submit may have reached the upstream; it is not re-sent
     └── ProtocolError        a reply that cannot be understood (not JSON, wrong shape)
@@ -156,13 +157,20 @@ class QueueFullError(UpstreamError):
 
 
 class RateLimitedError(UpstreamError):
-    """HTTP 429: too many requests."""
+    """HTTP 429: too many requests (or new-api's code 30, which means the same)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        hint: str | None = None,
+        code: int | None = None,
+    ) -> None:
         if hint is None:
             wait = f"{retry_after:g} seconds" if retry_after is not None else "a little while"
             hint = f"Wait {wait} and try again."
-        super().__init__(message, hint=hint, http_status=429)
+        super().__init__(message, hint=hint, code=code, http_status=429)
         self.retry_after = retry_after
 
 

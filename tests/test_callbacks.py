@@ -23,6 +23,7 @@ from mj_mcp.callbacks import CALLBACK_PREFIX, MAX_CALLBACK_BYTES, CallbackReceiv
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.server import create_server
 from mj_mcp.simulator import Simulator
@@ -187,7 +188,7 @@ async def test_a_pushed_snapshot_wakes_its_waiter_and_stops_polling_until_the_sa
 
     sim.job_seconds = 10 * SAFETY_NET_INTERVAL
     async with MjClient("http://sim.test", None, transport=httpx2.MockTransport(handler), sleep=clock.sleep) as mj:
-        task_id = (await mj.imagine(ImagineRequest(prompt="x"))).task_id
+        task_id = (await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x"))).task_id
         assert task_id is not None
         watcher = TaskWatcher(mj, interval=2.0, heartbeat=5.0, clock=clock)
         seen: list[str] = []
@@ -306,7 +307,7 @@ async def test_the_simulator_calls_back_once_per_change_and_never_while_queued(
         return None
 
     async with MjClient("http://sim.test", None, transport=sim.transport(), sleep=clock.sleep) as mj:
-        await mj.imagine(ImagineRequest(prompt="x", notify_hook="http://hook.test/cb"))
+        await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x", notify_hook="http://hook.test/cb"))
     for _ in range(100):
         await sim.send_callbacks(post)
         await sim.send_callbacks(post)  # nothing new in between: nothing sent
@@ -322,7 +323,7 @@ async def test_a_failed_callback_is_dropped_like_the_upstream_does(sim: Simulato
         raise httpx2.ConnectError("nobody listens")
 
     async with MjClient("http://sim.test", None, transport=sim.transport(), sleep=clock.sleep) as mj:
-        await mj.imagine(ImagineRequest(prompt="x", notify_hook="http://hook.test/cb"))
+        await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x", notify_hook="http://hook.test/cb"))
     clock.advance(sim.job_seconds)
     assert await sim.send_callbacks(refuse) == 0
     assert sim.due_callbacks() == []  # not retried

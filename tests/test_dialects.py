@@ -17,6 +17,7 @@ from PIL import Image
 
 from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import AuthenticationError
 from mj_mcp.models import ImagineRequest
 from mj_mcp.server import create_server
@@ -55,11 +56,11 @@ async def test_each_auth_header_style_works_exactly_where_the_dialect_reads_it(
     sim = Simulator(clock=clock, api_key=KEY, quirks=Quirks(auth=dialect), seed=7)
     async with MjClient(SIM_URL, KEY, auth_header=style, transport=sim.transport(), sleep=clock.sleep) as mj:
         if style in ACCEPTED[dialect]:
-            task_id = (await mj.imagine(ImagineRequest(prompt="a fox"))).task_id
+            task_id = (await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="a fox"))).task_id
             assert task_id is not None
             assert (await mj.fetch(task_id)).id == task_id
             return
-        for call in (mj.imagine(ImagineRequest(prompt="a fox")), mj.fetch("1")):
+        for call in (mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="a fox")), mj.fetch("1")):
             with pytest.raises(AuthenticationError) as info:
                 await call
             error = info.value
@@ -78,7 +79,7 @@ async def test_a_wrong_key_is_refused_by_every_dialect_without_showing_it(
     sim = Simulator(clock=clock, api_key="sk-TheRightOne42", quirks=Quirks(auth=dialect), seed=7)
     async with MjClient(SIM_URL, KEY, auth_header=style, transport=sim.transport(), sleep=clock.sleep) as mj:
         with pytest.raises(AuthenticationError) as info:
-            await mj.imagine(ImagineRequest(prompt="a fox"))
+            await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="a fox"))
     assert KEY not in f"{info.value} {info.value.hint}"
     assert "MJ_AUTH_HEADER" in info.value.hint
 

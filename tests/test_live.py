@@ -22,6 +22,7 @@ from mcp.types import (
 )
 
 from mj_mcp.client import MjClient
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.live import LiveTasks, task_id_of
 from mj_mcp.models import ImagineRequest
 from mj_mcp.simulator import Simulator
@@ -137,7 +138,7 @@ async def live(mj: MjClient, clock: FakeClock) -> AsyncIterator[tuple[LiveTasks,
 
 
 async def new_task(mj: MjClient) -> str:
-    task_id = (await mj.imagine(ImagineRequest(prompt="x"))).task_id
+    task_id = (await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x"))).task_id
     assert task_id is not None
     return task_id
 

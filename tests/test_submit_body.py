@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mj_mcp.client import BODY_PIECE_BYTES, JsonBody, MjClient
+from mj_mcp.client import MjClient
+from mj_mcp.endpoints import ENDPOINTS
+from mj_mcp.jsonbody import BODY_PIECE_BYTES, JsonBody
 from mj_mcp.models import BlendRequest
 from tests.conftest import SIM_URL
 
@@ -97,7 +99,7 @@ async def test_a_blend_of_large_images_goes_out_streamed_with_its_length_and_jso
             return httpx2.Response(200, json=ACCEPTED)
 
     async with MjClient(SIM_URL, "key", transport=Upstream()) as mj:
-        result = await mj.blend(BlendRequest(base64_array=[LONG, LONG]))
+        result = await mj.submit(ENDPOINTS["blend"], BlendRequest(base64_array=[LONG, LONG]))
     assert result.task_id == ACCEPTED["result"]
     [(headers, pieces)] = seen
     expected = json_equals({"base64Array": [LONG, LONG]})
@@ -124,5 +126,5 @@ async def test_a_submit_whose_connection_failed_is_sent_again_whole() -> None:
         return None
 
     async with MjClient(SIM_URL, transport=RefusesOnce(), sleep=no_wait) as mj:
-        await mj.blend(BlendRequest(base64_array=[LONG, LONG]))
+        await mj.submit(ENDPOINTS["blend"], BlendRequest(base64_array=[LONG, LONG]))
     assert bodies == [b"", json_equals({"base64Array": [LONG, LONG]})]

@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from mj_mcp.client import MjClient
+from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import AuthenticationError, ProtocolError, TaskNotFoundError
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.simulator import Fault, Quirks, Simulator
@@ -30,7 +31,7 @@ async def watcher(mj: MjClient, clock: FakeClock) -> AsyncIterator[TaskWatcher]:
 
 
 async def submit(mj: MjClient, prompt: str = "x") -> str:
-    task_id = (await mj.imagine(ImagineRequest(prompt=prompt))).task_id
+    task_id = (await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt=prompt))).task_id
     assert task_id is not None
     return task_id
 

@@ -147,6 +147,16 @@ async def test_annotations_mark_reads_spending_and_destructive_tools(client: Cli
             assert hints.destructive_hint is False
 
 
+@pytest.mark.parametrize("mode", ["auto"])  # the captured era; legacy clients parse into other models
+async def test_the_tools_list_is_byte_identical_to_the_captured_listing(client: Client) -> None:
+    """tests/fixtures/tools_list.json is tools/list as served before the server became a package:
+    agents pay for these bytes on every turn, and a change in them must be a decision, not a drift."""
+    listing = await client.list_tools()
+    wire = listing.model_dump(by_alias=True, exclude_none=True, mode="json")["tools"]
+    captured = (Path(__file__).parent / "fixtures" / "tools_list.json").read_text(encoding="utf-8")
+    assert json.dumps(wire, ensure_ascii=False, indent=1) + "\n" == captured
+
+
 async def test_the_tools_list_answer_stays_under_20_kb(client: Client) -> None:
     listing = await client.list_tools()
     wire = json.dumps(listing.model_dump(by_alias=True, exclude_none=True, mode="json"), separators=(",", ":"))

@@ -24,9 +24,10 @@ from mcp.types import (
 )
 from PIL import Image
 
-from mj_mcp import server as server_module
 from mj_mcp.config import Settings
 from mj_mcp.endpoints import ENDPOINTS
+from mj_mcp.server import TOOLS
+from mj_mcp.server.schema import arguments_model, input_schema, model_schema
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import FakeClock, ServerFactory
 
@@ -748,9 +749,9 @@ async def test_empty_optional_image_fields_are_treated_as_absent(client: Client)
 def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() -> None:
     """tools/list puts each schema together from the DTO and its controls without building the
     arguments model; this keeps the two from drifting apart."""
-    for spec in server_module.TOOLS:
-        listed = server_module._input_schema(spec)  # pyright: ignore[reportPrivateUsage]
-        validating = server_module._model_schema(server_module._arguments_model(spec.name))  # pyright: ignore[reportPrivateUsage]
+    for spec in TOOLS:
+        listed = input_schema(spec.request, spec.controls)
+        validating = model_schema(arguments_model(spec.name, spec.request, spec.controls))
         assert listed["properties"] == validating["properties"], spec.name
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
 

@@ -11,10 +11,11 @@ import httpx2
 import pytest
 
 from mj_mcp.client import MjClient
+from mj_mcp.clock import SystemClock
 from mj_mcp.errors import AuthenticationError, ProtocolError, TaskNotFoundError
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.simulator import Fault, Quirks, Simulator
-from mj_mcp.waiting import SystemClock, TaskWatcher, WaitOutcome, describe_status
+from mj_mcp.waiting import TaskWatcher, WaitOutcome
 from tests.conftest import SIM_URL, FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -196,14 +197,6 @@ async def test_new_jobs_are_polled_quickly_and_old_ones_at_the_interval(
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     assert gaps[0] == 1.0
     assert max(gaps) == 4.0
-
-
-def test_describe_status_names_the_status() -> None:
-    assert describe_status(Task(id="1", status="IN_PROGRESS", progress="42%")) == "IN_PROGRESS 42%"
-    assert "queued" in describe_status(Task(id="1", status="NOT_START"))
-    assert describe_status(Task(id="1", status="SUCCESS")) == "SUCCESS"
-    assert describe_status(Task(id="1")).startswith("NOT_START")  # new-api's "" before it hears of the task
-    assert describe_status(Task(id="1", status="")).startswith("NOT_START")
 
 
 async def test_the_system_clock_moves_and_sleeps() -> None:

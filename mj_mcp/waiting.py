@@ -121,14 +121,14 @@ class TaskWatcher:
 
     def __init__(
         self,
-        client: TaskSource,
+        source: TaskSource,
         *,
         interval: float,
         heartbeat: float,
         clock: Clock | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        self._client = client
+        self._source = source
         self.interval = interval
         self.heartbeat = heartbeat
         self.clock: Clock = clock or SystemClock()
@@ -203,7 +203,7 @@ class TaskWatcher:
         task = watch.latest
         if task is None:
             # Never saw it at all: one direct read says what it is now.
-            task = await self._client.fetch(watch.task_id)
+            task = await self._source.fetch(watch.task_id)
             self.offer(task)
             task = watch.latest or task
         return WaitOutcome(task, timed_out=not task.finished)
@@ -289,7 +289,7 @@ class TaskWatcher:
         if self.list_supported is not False:
             try:
                 for chunk in _chunks(ids, self._batch_size):
-                    for task in await self._client.list_by_condition(chunk):
+                    for task in await self._source.list_by_condition(chunk):
                         seen.add(task.id)
                         self.offer(task)
                 self.list_supported = True
@@ -313,7 +313,7 @@ class TaskWatcher:
         async def one(task_id: str) -> None:
             async with limiter:
                 try:
-                    task = await self._client.fetch(task_id)
+                    task = await self._source.fetch(task_id)
                 except TaskNotFoundError as exc:
                     watch = self._watches.get(task_id)
                     if watch is not None:

@@ -26,8 +26,12 @@ from PIL import Image
 
 from mj_mcp.config import Settings
 from mj_mcp.endpoints import ENDPOINTS
+from mj_mcp.jobs import Preview
+from mj_mcp.results import Link, Rendered, error_result
 from mj_mcp.server import TOOLS
+from mj_mcp.server.dispatch import call_result
 from mj_mcp.server.schema import arguments_model, input_schema, model_schema
+from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import FakeClock, ServerFactory
 
@@ -754,6 +758,39 @@ def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() 
         validating = model_schema(arguments_model(spec.name, spec.request, spec.controls))
         assert listed["properties"] == validating["properties"], spec.name
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
+
+
+def test_each_tool_spec_holds_its_endpoint_its_request_model_and_the_controls_that_apply() -> None:
+    for spec in TOOLS:
+        assert spec.endpoint is ENDPOINTS[spec.name]
+        assert spec.request is spec.endpoint.request, spec.name
+        # wait/timeout/mode belong to the calls that start a task to wait for.
+        assert (spec.controls is JobControls) == spec.endpoint.creates_task, spec.name
+
+
+def test_a_rendered_result_becomes_mcp_content_in_its_order() -> None:
+    rendered = Rendered(
+        "main",
+        {"id": "1"},
+        notes=("first note", "second note"),
+        preview=Preview(b"img", "image/png"),
+        links=(Link("1", "IMAGINE SUCCESS"), Link("2")),
+    )
+    result = call_result(rendered)
+    assert [type(c).__name__ for c in result.content] == [
+        "TextContent", "TextContent", "TextContent", "ImageContent", "ResourceLink", "ResourceLink",
+    ]  # fmt: skip
+    assert [c.text for c in result.content if isinstance(c, TextContent)] == ["main", "first note", "second note"]
+    image = result.content[3]
+    assert isinstance(image, ImageContent) and base64.b64decode(image.data) == b"img"
+    links = [c for c in result.content if isinstance(c, ResourceLink)]
+    assert [(str(c.uri), c.name, c.description) for c in links] == [
+        ("mj://tasks/1", "task-1", "IMAGINE SUCCESS"),
+        ("mj://tasks/2", "task-2", "task"),
+    ]
+    assert (result.structured_content, result.is_error) == ({"id": "1"}, False)
+    error = call_result(error_result("bad"))
+    assert (error.structured_content, error.is_error) == (None, True)
 
 
 # -- upstream dialects and the next step ---------------------------------------------------------

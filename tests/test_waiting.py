@@ -204,3 +204,28 @@ async def test_the_system_clock_moves_and_sleeps() -> None:
     before = clock.now()
     await clock.sleep(0)
     assert clock.now() >= before
+
+
+async def test_any_task_source_will_do_not_just_the_client(clock: FakeClock) -> None:
+    class Source:
+        """Two reads, as TaskSource asks; the task is done at the first list."""
+
+        def __init__(self) -> None:
+            self.lists: list[list[str]] = []
+
+        async def fetch(self, task_id: str) -> Task:
+            return Task(id=task_id, status="IN_PROGRESS", progress="10%")
+
+        async def list_by_condition(self, ids: list[str]) -> list[Task]:
+            self.lists.append(ids)
+            return [Task(id=i, status="SUCCESS", progress="100%") for i in ids]
+
+    source = Source()
+    w = TaskWatcher(source, interval=2.0, heartbeat=5.0, clock=clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(w.run)
+        with anyio.fail_after(10):
+            outcome = await w.wait("42", timeout=60)
+        tg.cancel_scope.cancel()
+    assert outcome == WaitOutcome(Task(id="42", status="SUCCESS", progress="100%"), timed_out=False)
+    assert source.lists == [["42"]]

@@ -760,6 +760,47 @@ def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() 
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
 
 
+def test_the_compact_schema_drops_titles_and_null_defaults_and_lists_optional_t_as_t() -> None:
+    from typing import Literal
+
+    from pydantic import Field
+
+    from mj_mcp.models import WireModel
+
+    class Inner(WireModel):
+        """A nested model, inlined."""
+
+        size: int = 1
+
+    class Probe(WireModel):
+        colour: Literal["red"]
+        either: int | str | None = Field(default=None, description="Two types or nothing.")
+        maybe: str | None = Field(default=None, max_length=3, description="A string or nothing.")
+        inner: Inner | None = None
+
+    schema = model_schema(Probe)
+    assert '"title"' not in json.dumps(schema)
+    props = schema["properties"]
+    assert props["colour"] == {"const": "red", "type": "string"}
+    # A union of several types keeps its null; a single type is listed alone, its keywords first.
+    assert props["either"] == {
+        "anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}],
+        "description": "Two types or nothing.",
+    }
+    assert list(props["maybe"].items()) == [
+        ("maxLength", 3),
+        ("type", "string"),
+        ("description", "A string or nothing."),
+    ]
+    assert props["inner"] == {
+        "additionalProperties": False,
+        "description": "A nested model, inlined.",
+        "properties": {"size": {"default": 1, "type": "integer"}},
+        "type": "object",
+    }
+    assert schema["required"] == ["colour"]
+
+
 def test_each_tool_spec_holds_its_endpoint_its_request_model_and_the_controls_that_apply() -> None:
     for spec in TOOLS:
         assert spec.endpoint is ENDPOINTS[spec.name]

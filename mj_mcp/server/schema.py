@@ -22,16 +22,15 @@ __all__ = ["CompactSchema", "arguments_model", "input_schema", "model_schema"]
 
 
 class CompactSchema(GenerateJsonSchema):
-    """Smaller schema, same meaning: no titles, no `None` defaults, `T | None` as `T`."""
+    """Smaller schema, same meaning: no titles, no `None` defaults, `T | None` as `T`.
+
+    (Choices are `Literal`s in the request models: an `Enum` would bring its class name as a title.)"""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         return _untitled(super().model_schema(schema))
-
-    def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
-        return _untitled(super().enum_schema(schema))
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
         generated = super().default_schema(schema)

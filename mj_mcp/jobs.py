@@ -205,7 +205,7 @@ class Jobs:
         self._max_jobs = max_jobs
         self._wait_timeout = wait_timeout
         self._callbacks = callbacks
-        """Set while upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
+        """Given when upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
         self._lock = anyio.Lock()
         self.started = 0
 

@@ -1,31 +1,47 @@
-"""Turning tasks into tool results a model can act on.
+"""Turning job outcomes and reads into results a model can act on, as plain data.
 
-Every task result has: `structuredContent` = the upstream Task as received; a short text with
-status, action, prompt, progress, the buttons by label and the next useful call; the preview
-image and full-size locations when there is an image; and a resource link to the task.
-Nothing here talks to the network or the disk: the server hands in what it fetched and saved.
+Every task result has: the upstream Task as received (structured); a short text with status,
+action, prompt, progress, the buttons by label and the next useful call; the preview image and
+full-size locations when there is an image; and a link to the task's resource. A `Rendered` is
+that result before any protocol sees it: the MCP adapter turns it into a `CallToolResult`
+(text blocks, image block, resource links) without adding or changing a word.
+Nothing here talks to the network or the disk: the job service hands in what it fetched and saved.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Final
 
-from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
-
-from mj_mcp.models import Task
+from mj_mcp.jobs import (
+    Cancelled,
+    JobOutcome,
+    Media,
+    ModalLagging,
+    ModalNeeded,
+    ModalNotTaken,
+    Preview,
+    UpstreamUnreadable,
+    WaitFailed,
+)
+from mj_mcp.models import Page, Status, Task
 
 __all__ = [
-    "Media",
+    "Link",
+    "Rendered",
+    "cancel_result",
+    "describe_status",
     "error_result",
     "json_result",
     "modal_instructions",
-    "task_link",
-    "task_result",
+    "page_result",
+    "render_outcome",
+    "seed_result",
     "task_uri",
+    "tasks_result",
+    "upload_result",
 ]
 
 TEXT_PROMPT_ACTIONS: Final = frozenset({"DESCRIBE", "SHORTEN"})
@@ -35,82 +51,148 @@ def task_uri(task_id: str) -> str:
     return f"mj://tasks/{task_id}"
 
 
-@dataclass(slots=True)
-class Media:
-    """What the server fetched and saved for a task's image."""
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link to the resource ``mj://tasks/{task_id}``."""
 
-    preview: ImageContent | None = None
-    saved: Path | None = None
-    quadrants: list[Path] = field(default_factory=lambda: list[Path]())
-    notes: list[str] = field(default_factory=lambda: list[str]())
+    task_id: str
+    description: str = "task"
 
+    @property
+    def uri(self) -> str:
+        return task_uri(self.task_id)
 
-def error_result(message: str, *, task: Task | None = None) -> CallToolResult:
-    """An isError result: a message that names the next step, and the task when there is one."""
-    content: list[ContentBlock] = [TextContent(text=message)]
-    if task is not None:
-        content.append(_link(task))
-    return CallToolResult(
-        content=content,
-        structured_content=task.to_wire() if task is not None else None,
-        is_error=True,
-    )
+    @classmethod
+    def to(cls, task: Task) -> Link:
+        return cls(task.id, f"{task.action or 'task'} {task.status or ''}".strip())
 
 
-def json_result(text: str, data: dict[str, Any], *, links: Sequence[Task] = ()) -> CallToolResult:
-    """A result for list-like reads: a readable summary plus the data as structuredContent."""
-    content: list[ContentBlock] = [TextContent(text=text)]
-    content.extend(_link(t) for t in links)
-    return CallToolResult(content=content, structured_content=data)
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A tool result as plain data, in the order it is shown: the text, further notes, the
+    preview, the links."""
+
+    text: str
+    structured: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    preview: Preview | None = None
+    links: tuple[Link, ...] = ()
+    is_error: bool = False
 
 
-def task_result(
-    task: Task,
-    *,
-    tool: str,
-    media: Media | None = None,
-    timed_out: bool = False,
-    modal_hint: str | None = None,
-    queue_position: int | None = None,
-) -> CallToolResult:
-    """The result for one task, finished or not."""
-    media = media or Media()
+def error_result(message: str, *, task: Task | None = None) -> Rendered:
+    """An error result: a message that names the next step, and the task when there is one."""
+    if task is None:
+        return Rendered(message, is_error=True)
+    return Rendered(message, task.to_wire(), links=(Link.to(task),), is_error=True)
+
+
+def json_result(text: str, data: dict[str, Any], *, links: Sequence[Task] = ()) -> Rendered:
+    """A result for list-like reads: a readable summary plus the data as structured content."""
+    return Rendered(text, data, links=tuple(Link.to(t) for t in links))
+
+
+def describe_status(task: Task) -> str:
+    """A one-line progress message naming the status, for progress notifications."""
+    status = task.status
+    if not status:
+        # new-api shows a task it has not heard about yet with status "".
+        return "NOT_START (no status reported yet)"
+    if status == Status.IN_PROGRESS:
+        return f"IN_PROGRESS {task.percent}%"
+    if status == Status.NOT_START:
+        return "NOT_START (queued upstream)"
+    if status == Status.SUBMITTED:
+        return "SUBMITTED (waiting for Midjourney to start)"
+    return status
+
+
+# -- job outcomes ----------------------------------------------------------------------------------
+
+
+def render_outcome(outcome: JobOutcome) -> Rendered:
+    """The result for one job or task read, finished or not."""
+    task = outcome.task
+    notes = _outcome_notes(outcome)
+    links = (Link.to(task), *(Link(sibling) for sibling in outcome.siblings))
+    step = outcome.next_step
+    if isinstance(step, WaitFailed):
+        text = _wait_failed(outcome.tool, task.id, step)
+        return Rendered(text, task.to_wire(), notes=notes, links=links, is_error=True)
+    media = outcome.media or Media()
     lines = [_headline(task)]
     prompt = task.prompt or task.prompt_en
     if prompt and (task.action or "").upper() not in TEXT_PROMPT_ACTIONS:
         lines.append(f"Prompt: {_clip(prompt, 400)}")
-    if queue_position:
-        lines.append(f"Queued upstream behind {queue_position} other job(s).")
-    if task.status == "FAILURE" or (task.status == "CANCEL"):
-        reason = task.fail_reason or "no reason given"
-        lines.append(f"Failed: {reason}")
-        lines.append(_failure_next_step(task, tool))
-        return error_result("\n".join(lines), task=task)
-    if (task.action or "").upper() in TEXT_PROMPT_ACTIONS and task.status == "SUCCESS":
+    if outcome.queue_position:
+        lines.append(f"Queued upstream behind {outcome.queue_position} other job(s).")
+    if task.status in (Status.FAILURE, Status.CANCEL):
+        lines.append(f"Failed: {task.fail_reason or 'no reason given'}")
+        lines.append(_failure_next_step(task, outcome.tool))
+        return Rendered("\n".join(lines), task.to_wire(), notes=notes, links=links, is_error=True)
+    if (task.action or "").upper() in TEXT_PROMPT_ACTIONS and task.status == Status.SUCCESS:
         lines.append(_text_prompts(task))
-    if task.status == "SUCCESS":
+    if task.status == Status.SUCCESS:
         lines.extend(_locations(task, media))
     lines.extend(media.notes)
     if task.buttons:
         lines.append("Buttons: " + ", ".join(_quote_label(b.display) for b in task.buttons))
-    if modal_hint:
-        lines.append(modal_hint)
-    elif timed_out:
-        lines.append(
+    closing = _closing_line(outcome)
+    if closing:
+        lines.append(closing)
+    return Rendered("\n".join(lines), task.to_wire(), notes=notes, preview=media.preview, links=links)
+
+
+def _closing_line(outcome: JobOutcome) -> str:
+    """What to do next: the outcome's own step first, then what the task's state implies."""
+    task, step = outcome.task, outcome.next_step
+    if isinstance(step, ModalNeeded):
+        return modal_instructions(task, step.custom_id)
+    if isinstance(step, ModalLagging):
+        return (
+            f"The upstream still shows task {task.id} waiting for confirmation (a reseller's copy can lag "
+            f'~15 s). Look again with get_task taskId="{task.id}" in a few seconds before calling modal '
+            "again: each modal call may be charged."
+        )
+    if isinstance(step, ModalNotTaken):
+        return (
+            f"The upstream still shows task {task.id} waiting for confirmation {step.grace:g} s after this "
+            "modal call, so it did not take it. Check the prompt (and maskBase64) against what the task needs "
+            "before calling modal again: each modal call may be charged."
+        )
+    if outcome.timed_out:
+        return (
             f'Still running. Call get_task with taskId="{task.id}" and wait=true to keep waiting '
             "(the job goes on upstream either way)."
         )
-    elif not task.finished and task.status != "MODAL":
-        lines.append(f'Not finished yet. Call get_task with taskId="{task.id}" and wait=true to wait for it.')
-    else:
-        step = _next_step(task)
-        if step:
-            lines.append(step)
-    content: list[ContentBlock] = [TextContent(text="\n".join(lines))]
-    if media.preview is not None:
-        content.append(media.preview)
-    content.append(_link(task))
-    return CallToolResult(content=content, structured_content=task.to_wire())
+    if not task.finished and task.status != Status.MODAL:
+        return f'Not finished yet. Call get_task with taskId="{task.id}" and wait=true to wait for it.'
+    return _next_step(task)
+
+
+def _outcome_notes(outcome: JobOutcome) -> tuple[str, ...]:
+    """Text shown apart from the task's own: tasks the call also started, a read that failed."""
+    notes: list[str] = []
+    if outcome.siblings:
+        ids = ", ".join(outcome.siblings)
+        quoted = ", ".join(json.dumps(i) for i in outcome.siblings)
+        notes.append(
+            f"This call also started {len(outcome.siblings)} more task(s): {ids}. Follow them with get_task "
+            f"(wait=true) or list_tasks with ids=[{quoted}]."
+        )
+    if isinstance(outcome.next_step, UpstreamUnreadable):
+        notes.append(f"(The upstream could not be read just now: {outcome.next_step.message})")
+    return tuple(notes)
+
+
+def _wait_failed(tool: str, task_id: str, step: WaitFailed) -> str:
+    parts = (
+        f"{tool} was submitted as task {task_id}, but waiting for it failed: {step.message}",
+        "Do not submit it again.",
+        step.hint,
+        f"Then call get_task with taskId={task_id} and wait=true.",
+    )
+    return " ".join(part for part in parts if part)
 
 
 def modal_instructions(task: Task, custom_id: str) -> str:
@@ -142,25 +224,71 @@ def modal_instructions(task: Task, custom_id: str) -> str:
     )
 
 
-# -- pieces ------------------------------------------------------------------------------------
+# -- reads -----------------------------------------------------------------------------------------
+
+
+def tasks_result(tasks: list[Task], *, missing: Sequence[str] = ()) -> Rendered:
+    """A list of tasks, one line each, and the ids asked for that the upstream does not know."""
+    lines = [f"{len(tasks)} task(s)."]
+    lines.extend(_task_line(t) for t in tasks)
+    if missing:
+        lines.append("Not found: " + ", ".join(missing))
+    if tasks:
+        lines.append("Next: get_task with a taskId for the full task and its image.")
+    return json_result("\n".join(lines), {"tasks": [t.to_wire() for t in tasks]}, links=tasks[:20])
+
+
+def page_result(page: Page) -> Rendered:
+    """One page of the paged task query."""
+    head = (
+        f"Page {page.number} of {max(page.total_pages, 1)} (0-based), {page.number_of_elements} of "
+        f"{page.total_elements} task(s)."
+    )
+    lines = [head, *(_task_line(t) for t in page.content)]
+    if not page.last:
+        lines.append(f"Next: query_tasks with pageNumber={page.number + 1} for more.")
+    return json_result("\n".join(lines), page.to_wire(), links=page.content)
+
+
+def seed_result(task_id: str, seed: str) -> Rendered:
+    text = f"Seed of task {task_id}: {seed}. Add --seed {seed} to a prompt to get similar results."
+    return json_result(text, {"taskId": task_id, "seed": seed})
+
+
+def cancel_result(cancelled: Cancelled) -> Rendered:
+    """A sent cancel, and where the task stands now when it could be read."""
+    task_id, task = cancelled.task_id, cancelled.task
+    data: dict[str, Any] = {"taskId": task_id, "cancelRequested": True}
+    if cancelled.reply is not None:
+        data["reply"] = cancelled.reply.to_wire()
+    if task is None:
+        return json_result(f"Cancel sent for task {task_id}.", data)
+    data["task"] = task.to_wire()
+    reason = f" ({task.fail_reason})" if task.fail_reason else ""
+    return json_result(
+        f"Cancel sent for task {task_id}; it is now {task.status or 'UNKNOWN'}{reason}.", data, links=[task]
+    )
+
+
+def upload_result(urls: list[str]) -> Rendered:
+    text = "Uploaded. Use these URLs as image prompts (e.g. at the start of an imagine prompt):\n" + "\n".join(urls)
+    return json_result(text, {"urls": urls})
+
+
+# -- pieces ----------------------------------------------------------------------------------------
 
 
 def _headline(task: Task) -> str:
     action = task.action or "task"
     status = task.status or "UNKNOWN"
-    progress = f" ({task.progress})" if task.progress and status not in ("SUCCESS", "FAILURE") else ""
+    progress = f" ({task.progress})" if task.progress and status not in (Status.SUCCESS, Status.FAILURE) else ""
     return f"{action} task {task.id}: {status}{progress}"
 
 
-def _link(task: Task) -> ResourceLink:
-    return task_link(task.id, f"{task.action or 'task'} {task.status or ''}".strip())
-
-
-def task_link(task_id: str, description: str = "task") -> ResourceLink:
-    """A resource link to ``mj://tasks/{task_id}``."""
-    return ResourceLink(
-        name=f"task-{task_id}", uri=task_uri(task_id), mime_type="application/json", description=description
-    )
+def _task_line(task: Task) -> str:
+    prompt = (task.prompt or "").replace("\n", " ")
+    prompt = prompt if len(prompt) <= 80 else prompt[:79] + "…"
+    return f"- {task.id} {task.action or '?'} {task.status or '?'} {task.progress or ''} {prompt}".rstrip()
 
 
 def _locations(task: Task, media: Media) -> list[str]:
@@ -193,16 +321,12 @@ def _quote_label(label: str) -> str:
     return label if len(label) <= 3 else f"'{label}'"
 
 
-def _labels(task: Task) -> set[str]:
-    return {b.display for b in task.buttons}
-
-
 def _next_step(task: Task) -> str:
-    if task.status == "MODAL":
+    if task.status == Status.MODAL:
         return f"Waiting for confirmation. {modal_instructions(task, task.custom_id or '')}"
-    if task.status != "SUCCESS":
+    if task.status != Status.SUCCESS:
         return ""
-    labels = _labels(task)
+    labels = {b.display for b in task.buttons}
     press = f'action with taskId="{task.id}" and customId'
     action = (task.action or "").upper()
     if action == "VIDEO" and "U1" in labels:
@@ -231,7 +355,7 @@ def _next_step(task: Task) -> str:
 
 def _failure_next_step(task: Task, tool: str) -> str:
     reason = (task.fail_reason or "").lower()
-    if task.status == "CANCEL" or "取消" in reason or "cancel" in reason:
+    if task.status == Status.CANCEL or "取消" in reason or "cancel" in reason:
         return "The task was cancelled; submit the job again if it is still wanted."
     if "banned" in reason or "敏感词" in reason or "moderation" in reason or "filter" in reason:
         return "Next: rephrase the prompt without the flagged words and submit it again."

@@ -23,12 +23,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 import anyio.lowlevel
 
-from mj_mcp.client import MjClient
 from mj_mcp.clock import Clock, SystemClock
 from mj_mcp.errors import (
     ProtocolError,
@@ -38,9 +37,9 @@ from mj_mcp.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
-from mj_mcp.models import Task, task_order
+from mj_mcp.models import Status, Task, task_order
 
-__all__ = ["Clock", "SystemClock", "TaskWatcher", "WaitOutcome", "describe_status"]
+__all__ = ["OnUpdate", "TaskSource", "TaskWatcher", "WaitOutcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +60,14 @@ a steady stream of them means the upstream speaks something we do not understand
 
 
 OnUpdate = Callable[[Task], Awaitable[None]]
+
+
+class TaskSource(Protocol):
+    """The two reads the watcher needs from the upstream (`MjClient` provides them)."""
+
+    async def fetch(self, task_id: str) -> Task: ...
+
+    async def list_by_condition(self, ids: list[str]) -> list[Task]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +98,22 @@ class _Watch:
     waiters: set[_Waiter] = field(default_factory=lambda: set[_Waiter]())
 
 
-def describe_status(task: Task) -> str:
-    """A one-line progress message naming the status, for progress notifications."""
-    status = task.status
-    if not status:
-        # new-api shows a task it has not heard about yet with status "".
-        return "NOT_START (no status reported yet)"
-    if status == "IN_PROGRESS":
-        return f"IN_PROGRESS {task.percent}%"
-    if status == "NOT_START":
-        return "NOT_START (queued upstream)"
-    if status == "SUBMITTED":
-        return "SUBMITTED (waiting for Midjourney to start)"
-    return status
+@dataclass(eq=False)
+class _Reporter:
+    """Calls `on_update` when the task changed, or when it has been quiet for `heartbeat` seconds."""
+
+    on_update: OnUpdate | None
+    heartbeat: float
+    last: float
+    reported: tuple[str | None, str | None] | None = None
+
+    async def if_changed(self, task: Task, now: float) -> None:
+        key = (task.status, task.progress)
+        if key == self.reported and now - self.last < self.heartbeat:
+            return
+        self.reported, self.last = key, now
+        if self.on_update is not None:
+            await self.on_update(task)
 
 
 class TaskWatcher:
@@ -111,14 +121,14 @@ class TaskWatcher:
 
     def __init__(
         self,
-        client: MjClient,
+        source: TaskSource,
         *,
         interval: float,
         heartbeat: float,
         clock: Clock | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        self._client = client
+        self._source = source
         self.interval = interval
         self.heartbeat = heartbeat
         self.clock: Clock = clock or SystemClock()
@@ -150,48 +160,53 @@ class TaskWatcher:
         Raises the upstream error that makes further waiting pointless (task gone, key refused).
         """
         now = self.clock.now()
-        modal_final_at = now + modal_grace
-        watch = self._watches.get(task_id)
-        if watch is None:
-            watch = self._watches[task_id] = _Watch(task_id=task_id, added_at=now)
-            # A new id is polled promptly rather than at the next regular tick, but many ids
-            # arriving together still share one request.
-            self._next_poll = min(self._next_poll, max(now, self._last_poll + MIN_POLL_GAP))
+        watch = self._watch(task_id, now)
         if initial is not None:
             self.offer(initial)
         waiter = _Waiter(deadline=now + timeout)
+        modal_final_at = now + modal_grace
+        report = _Reporter(on_update, self.heartbeat, last=now)
         watch.waiters.add(waiter)
         self._wakeup.set()
-        reported: tuple[str | None, str | None] | None = None
-        last_report = now
         try:
             while True:
                 task = watch.latest
                 if task is not None:
-                    key = (task.status, task.progress)
-                    now = self.clock.now()
-                    if key != reported or now - last_report >= self.heartbeat:
-                        reported, last_report = key, now
-                        if on_update is not None:
-                            await on_update(task)
-                    if task.finished or (task.status == "MODAL" and self.clock.now() >= modal_final_at):
-                        # MODAL never moves on its own: it waits for a `modal` call.
+                    await report.if_changed(task, self.clock.now())
+                    if self._finished(task, modal_final_at=modal_final_at):
                         return WaitOutcome(task, timed_out=False)
                 if watch.error is not None and _fatal(watch.error):
                     raise watch.error
                 if self.clock.now() >= waiter.deadline:
-                    if task is None:
-                        # Never saw it at all: one direct read says what it is now.
-                        task = await self._client.fetch(task_id)
-                        self.offer(task)
-                        task = watch.latest or task
-                    return WaitOutcome(task, timed_out=not task.finished)
+                    return await self._timed_out(watch)
                 await waiter.event.wait()
                 waiter.event = anyio.Event()
         finally:
             watch.waiters.discard(waiter)
             if not watch.waiters:
                 self._watches.pop(task_id, None)
+
+    def _watch(self, task_id: str, now: float) -> _Watch:
+        watch = self._watches.get(task_id)
+        if watch is None:
+            watch = self._watches[task_id] = _Watch(task_id=task_id, added_at=now)
+            # A new id is polled promptly rather than at the next regular tick, but many ids
+            # arriving together still share one request.
+            self._next_poll = min(self._next_poll, max(now, self._last_poll + MIN_POLL_GAP))
+        return watch
+
+    def _finished(self, task: Task, *, modal_final_at: float) -> bool:
+        # MODAL never moves on its own: it waits for a `modal` call.
+        return task.finished or (task.status == Status.MODAL and self.clock.now() >= modal_final_at)
+
+    async def _timed_out(self, watch: _Watch) -> WaitOutcome:
+        task = watch.latest
+        if task is None:
+            # Never saw it at all: one direct read says what it is now.
+            task = await self._source.fetch(watch.task_id)
+            self.offer(task)
+            task = watch.latest or task
+        return WaitOutcome(task, timed_out=not task.finished)
 
     def offer(self, task: Task) -> bool:
         """Take a snapshot from a poll or a callback; True if it moved the task forward."""
@@ -274,7 +289,7 @@ class TaskWatcher:
         if self.list_supported is not False:
             try:
                 for chunk in _chunks(ids, self._batch_size):
-                    for task in await self._client.list_by_condition(chunk):
+                    for task in await self._source.list_by_condition(chunk):
                         seen.add(task.id)
                         self.offer(task)
                 self.list_supported = True
@@ -298,7 +313,7 @@ class TaskWatcher:
         async def one(task_id: str) -> None:
             async with limiter:
                 try:
-                    task = await self._client.fetch(task_id)
+                    task = await self._source.fetch(task_id)
                 except TaskNotFoundError as exc:
                     watch = self._watches.get(task_id)
                     if watch is not None:

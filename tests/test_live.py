@@ -23,8 +23,8 @@ from mcp.types import (
 
 from mj_mcp.client import MjClient
 from mj_mcp.endpoints import ENDPOINTS
-from mj_mcp.live import LiveTasks, task_id_of
 from mj_mcp.models import ImagineRequest
+from mj_mcp.server.live import LiveTasks, task_id_of
 from mj_mcp.simulator import Simulator
 from mj_mcp.waiting import TaskWatcher
 from tests.conftest import FakeClock, ServerFactory
@@ -131,7 +131,7 @@ async def live(mj: MjClient, clock: FakeClock) -> AsyncIterator[tuple[LiveTasks,
     tasks = LiveTasks(bus)
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
-        tasks.start(watcher, tg, retry_after=2.0)
+        tasks.start(watcher, tg, retry_delay=2.0)
         yield tasks, watcher, events
         tasks.stop()
         tg.cancel_scope.cancel()

@@ -24,9 +24,14 @@ from mcp.types import (
 )
 from PIL import Image
 
-from mj_mcp import server as server_module
 from mj_mcp.config import Settings
 from mj_mcp.endpoints import ENDPOINTS
+from mj_mcp.jobs import Preview
+from mj_mcp.results import Link, Rendered, error_result
+from mj_mcp.server import TOOLS
+from mj_mcp.server.dispatch import call_result
+from mj_mcp.server.schema import arguments_model, input_schema, model_schema
+from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import FakeClock, ServerFactory
 
@@ -145,6 +150,16 @@ async def test_annotations_mark_reads_spending_and_destructive_tools(client: Cli
             assert hints.destructive_hint is True
         if tool.name in JOB_TOOLS:
             assert hints.destructive_hint is False
+
+
+@pytest.mark.parametrize("mode", ["auto"])  # the captured era; legacy clients parse into other models
+async def test_the_tools_list_is_byte_identical_to_the_captured_listing(client: Client) -> None:
+    """tests/fixtures/tools_list.json is tools/list as served before the server became a package:
+    agents pay for these bytes on every turn, and a change in them must be a decision, not a drift."""
+    listing = await client.list_tools()
+    wire = listing.model_dump(by_alias=True, exclude_none=True, mode="json")["tools"]
+    captured = (Path(__file__).parent / "fixtures" / "tools_list.json").read_text(encoding="utf-8")
+    assert json.dumps(wire, ensure_ascii=False, indent=1) + "\n" == captured
 
 
 async def test_the_tools_list_answer_stays_under_20_kb(client: Client) -> None:
@@ -738,11 +753,85 @@ async def test_empty_optional_image_fields_are_treated_as_absent(client: Client)
 def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() -> None:
     """tools/list puts each schema together from the DTO and its controls without building the
     arguments model; this keeps the two from drifting apart."""
-    for spec in server_module.TOOLS:
-        listed = server_module._input_schema(spec)  # pyright: ignore[reportPrivateUsage]
-        validating = server_module._model_schema(server_module._arguments_model(spec.name))  # pyright: ignore[reportPrivateUsage]
+    for spec in TOOLS:
+        listed = input_schema(spec.request, spec.controls)
+        validating = model_schema(arguments_model(spec.name, spec.request, spec.controls))
         assert listed["properties"] == validating["properties"], spec.name
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
+
+
+def test_the_compact_schema_drops_titles_and_null_defaults_and_lists_optional_t_as_t() -> None:
+    from typing import Literal
+
+    from pydantic import Field
+
+    from mj_mcp.models import WireModel
+
+    class Inner(WireModel):
+        """A nested model, inlined."""
+
+        size: int = 1
+
+    class Probe(WireModel):
+        colour: Literal["red"]
+        either: int | str | None = Field(default=None, description="Two types or nothing.")
+        maybe: str | None = Field(default=None, max_length=3, description="A string or nothing.")
+        inner: Inner | None = None
+
+    schema = model_schema(Probe)
+    assert '"title"' not in json.dumps(schema)
+    props = schema["properties"]
+    assert props["colour"] == {"const": "red", "type": "string"}
+    # A union of several types keeps its null; a single type is listed alone, its keywords first.
+    assert props["either"] == {
+        "anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}],
+        "description": "Two types or nothing.",
+    }
+    assert list(props["maybe"].items()) == [
+        ("maxLength", 3),
+        ("type", "string"),
+        ("description", "A string or nothing."),
+    ]
+    assert props["inner"] == {
+        "additionalProperties": False,
+        "description": "A nested model, inlined.",
+        "properties": {"size": {"default": 1, "type": "integer"}},
+        "type": "object",
+    }
+    assert schema["required"] == ["colour"]
+
+
+def test_each_tool_spec_holds_its_endpoint_its_request_model_and_the_controls_that_apply() -> None:
+    for spec in TOOLS:
+        assert spec.endpoint is ENDPOINTS[spec.name]
+        assert spec.request is spec.endpoint.request, spec.name
+        # wait/timeout/mode belong to the calls that start a task to wait for.
+        assert (spec.controls is JobControls) == spec.endpoint.creates_task, spec.name
+
+
+def test_a_rendered_result_becomes_mcp_content_in_its_order() -> None:
+    rendered = Rendered(
+        "main",
+        {"id": "1"},
+        notes=("first note", "second note"),
+        preview=Preview(b"img", "image/png"),
+        links=(Link("1", "IMAGINE SUCCESS"), Link("2")),
+    )
+    result = call_result(rendered)
+    assert [type(c).__name__ for c in result.content] == [
+        "TextContent", "TextContent", "TextContent", "ImageContent", "ResourceLink", "ResourceLink",
+    ]  # fmt: skip
+    assert [c.text for c in result.content if isinstance(c, TextContent)] == ["main", "first note", "second note"]
+    image = result.content[3]
+    assert isinstance(image, ImageContent) and base64.b64decode(image.data) == b"img"
+    links = [c for c in result.content if isinstance(c, ResourceLink)]
+    assert [(str(c.uri), c.name, c.description) for c in links] == [
+        ("mj://tasks/1", "task-1", "IMAGINE SUCCESS"),
+        ("mj://tasks/2", "task-2", "task"),
+    ]
+    assert (result.structured_content, result.is_error) == ({"id": "1"}, False)
+    error = call_result(error_result("bad"))
+    assert (error.structured_content, error.is_error) == (None, True)
 
 
 # -- upstream dialects and the next step ---------------------------------------------------------

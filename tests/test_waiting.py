@@ -11,11 +11,12 @@ import httpx2
 import pytest
 
 from mj_mcp.client import MjClient
+from mj_mcp.clock import SystemClock
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import AuthenticationError, ProtocolError, TaskNotFoundError
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.simulator import Fault, Quirks, Simulator
-from mj_mcp.waiting import SystemClock, TaskWatcher, WaitOutcome, describe_status
+from mj_mcp.waiting import TaskWatcher, WaitOutcome
 from tests.conftest import SIM_URL, FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -199,16 +200,33 @@ async def test_new_jobs_are_polled_quickly_and_old_ones_at_the_interval(
     assert max(gaps) == 4.0
 
 
-def test_describe_status_names_the_status() -> None:
-    assert describe_status(Task(id="1", status="IN_PROGRESS", progress="42%")) == "IN_PROGRESS 42%"
-    assert "queued" in describe_status(Task(id="1", status="NOT_START"))
-    assert describe_status(Task(id="1", status="SUCCESS")) == "SUCCESS"
-    assert describe_status(Task(id="1")).startswith("NOT_START")  # new-api's "" before it hears of the task
-    assert describe_status(Task(id="1", status="")).startswith("NOT_START")
-
-
 async def test_the_system_clock_moves_and_sleeps() -> None:
     clock = SystemClock()
     before = clock.now()
     await clock.sleep(0)
     assert clock.now() >= before
+
+
+async def test_any_task_source_will_do_not_just_the_client(clock: FakeClock) -> None:
+    class Source:
+        """Two reads, as TaskSource asks; the task is done at the first list."""
+
+        def __init__(self) -> None:
+            self.lists: list[list[str]] = []
+
+        async def fetch(self, task_id: str) -> Task:
+            return Task(id=task_id, status="IN_PROGRESS", progress="10%")
+
+        async def list_by_condition(self, ids: list[str]) -> list[Task]:
+            self.lists.append(ids)
+            return [Task(id=i, status="SUCCESS", progress="100%") for i in ids]
+
+    source = Source()
+    w = TaskWatcher(source, interval=2.0, heartbeat=5.0, clock=clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(w.run)
+        with anyio.fail_after(10):
+            outcome = await w.wait("42", timeout=60)
+        tg.cancel_scope.cancel()
+    assert outcome == WaitOutcome(Task(id="42", status="SUCCESS", progress="100%"), timed_out=False)
+    assert source.lists == [["42"]]

@@ -31,7 +31,7 @@ from mcp.types import (
 )
 
 from mj_mcp.errors import AuthenticationError, TaskNotFoundError, UpstreamError
-from mj_mcp.models import Task
+from mj_mcp.models import Status, Task
 from mj_mcp.waiting import TaskWatcher
 
 __all__ = ["MAX_FOLLOWED", "LiveTasks", "task_id_of"]
@@ -78,11 +78,12 @@ class LiveTasks:
         self._follows: dict[str, _Follow] = {}
         self._watcher: TaskWatcher | None = None
         self._tasks: TaskGroup | None = None
-        self._retry_after: float = 2.0
+        self._retry_delay: float = 2.0
+        """Seconds between looks at a task that cannot move on its own (MODAL) or could not be read."""
 
-    def start(self, watcher: TaskWatcher, tasks: TaskGroup, *, retry_after: float) -> None:
+    def start(self, watcher: TaskWatcher, tasks: TaskGroup, *, retry_delay: float) -> None:
         """Begin following subscribed tasks with `watcher`, in `tasks` (the server's task group)."""
-        self._watcher, self._tasks, self._retry_after = watcher, tasks, retry_after
+        self._watcher, self._tasks, self._retry_delay = watcher, tasks, retry_delay
         for follow in self._follows.values():
             self._begin(follow)
 
@@ -185,13 +186,13 @@ class LiveTasks:
                         return  # nothing more will ever change for this subscriber to hear
                     except UpstreamError as exc:
                         logger.info("Following task %s: %s; trying again.", follow.task_id, exc)
-                        await watcher.clock.sleep(self._retry_after)
+                        await watcher.clock.sleep(self._retry_delay)
                         continue
                     if outcome.task.finished:
                         return
-                    if outcome.task.status == "MODAL":
+                    if outcome.task.status == Status.MODAL:
                         # A MODAL task moves only after a `modal` call; look again now and then.
-                        await watcher.clock.sleep(self._retry_after)
+                        await watcher.clock.sleep(self._retry_delay)
             finally:
                 if self._follows.get(follow.task_id) is follow:
                     del self._follows[follow.task_id]

@@ -1,0 +1,486 @@
+"""The job service: prepare, submit, wait and fetch media, with no MCP in sight.
+
+`Jobs.run(endpoint, request, ...)` is what a job tool does: it turns image arguments into what
+the endpoint takes and button labels into customIds, checks (or injects) the `notifyHook`,
+counts the job against MJ_MAX_JOBS, submits it, writes the audit line once the upstream has
+accepted it, waits on the shared `TaskWatcher` (reporting each change to a plain progress
+callback), and downloads, previews and saves the image. It answers with a `JobOutcome`: the
+task, its media, and one `NextStep` saying what the caller must know beyond the task itself.
+`results.render_outcome` turns that into what a model reads; the MCP adapter (mj_mcp.server)
+only hands the rendering on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from mj_mcp.audit import AuditLog
+from mj_mcp.callbacks import CallbackReceiver
+from mj_mcp.client import MjClient
+from mj_mcp.endpoints import Endpoint
+from mj_mcp.errors import (
+    ButtonNotFoundError,
+    GuardrailError,
+    MjError,
+    RateLimitedError,
+    TaskNotFoundError,
+    UpstreamUnavailableError,
+)
+from mj_mcp.images import classify, make_preview
+from mj_mcp.loading import ImageLoader
+from mj_mcp.models import (
+    CODE_EXISTED_MODAL,
+    ActionRequest,
+    ImagineRequest,
+    Mode,
+    Status,
+    SubmitResult,
+    Task,
+    UploadRequest,
+    WireModel,
+)
+from mj_mcp.saving import ImageSaver, SavedImages
+from mj_mcp.waiting import TaskWatcher, WaitOutcome
+
+__all__ = [
+    "MODAL_GRACE",
+    "Cancelled",
+    "JobOutcome",
+    "Jobs",
+    "Media",
+    "ModalLagging",
+    "ModalNeeded",
+    "ModalNotTaken",
+    "NextStep",
+    "Preview",
+    "Progress",
+    "Submitted",
+    "UpstreamUnreadable",
+    "WaitFailed",
+]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[Task], Awaitable[None]]
+"""Called with each new snapshot of a waited-for task (and again after quiet stretches)."""
+
+MODAL_GRACE: Final = 20.0
+"""Seconds a wait after a MODAL confirmation looks past MODAL: new-api refreshes its copy of a task
+only every ~15 s, so the first reads after the confirmation may still show the task waiting for it."""
+
+_Request = TypeVar("_Request", bound=WireModel)
+
+_IMAGE_FIELDS: Final = ("base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image")
+
+
+# -- what a job comes back with ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A small image the model can look at (the saved files keep the full size)."""
+
+    data: bytes
+    mime: str
+
+
+@dataclass(slots=True)
+class Media:
+    """What was fetched and saved for a task's image, and what went wrong doing so."""
+
+    preview: Preview | None = None
+    saved: Path | None = None
+    quadrants: list[Path] = field(default_factory=lambda: list[Path]())
+    notes: list[str] = field(default_factory=lambda: list[str]())
+
+
+@dataclass(frozen=True, slots=True)
+class ModalNeeded:
+    """The task waits for a `modal` call; `custom_id` is the button that led there ("" if unknown)."""
+
+    custom_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModalNotTaken:
+    """After a `modal` call the task still showed MODAL `grace` seconds later: the upstream refused it."""
+
+    grace: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModalLagging:
+    """After a `modal` call the wait timed out while the (possibly stale) task still showed MODAL."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUnreadable:
+    """Reading the task failed for now (unavailable, rate limited); the job may well go on."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFailed:
+    """The job was accepted, but waiting for it failed for good: it must not be submitted again."""
+
+    message: str
+    hint: str
+
+
+NextStep = ModalNeeded | ModalNotTaken | ModalLagging | UpstreamUnreadable | WaitFailed
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """How a job call ended. `tool` is the operation the outcome reports on (for "call it again")."""
+
+    tool: str
+    task: Task
+    media: Media | None = None
+    timed_out: bool = False
+    queue_position: int | None = None
+    siblings: tuple[str, ...] = ()
+    """Further tasks the same submit started (describe's "Imagine all")."""
+    next_step: NextStep | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """An accepted submit: the request as sent, and the upstream's answer."""
+
+    endpoint: Endpoint
+    request: WireModel
+    result: SubmitResult
+    task_id: str
+
+    @property
+    def siblings(self) -> tuple[str, ...]:
+        return tuple(self.result.task_ids[1:])
+
+    @property
+    def custom_id(self) -> str:
+        """The button the request pressed, when it pressed one."""
+        return cast(str | None, getattr(self.request, "custom_id", None)) or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A sent cancel: the upstream's reply (if any) and the task as read afterwards (None: gone)."""
+
+    task_id: str
+    reply: SubmitResult | None
+    task: Task | None
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class Jobs:
+    """Runs jobs against one upstream. Shared by every call while the server runs."""
+
+    def __init__(
+        self,
+        client: MjClient,
+        watcher: TaskWatcher,
+        images: ImageLoader,
+        *,
+        saver: ImageSaver | None = None,
+        audit: AuditLog | None = None,
+        max_jobs: int | None = None,
+        wait_timeout: float,
+        callbacks: CallbackReceiver | None = None,
+    ) -> None:
+        self._client = client
+        self._watcher = watcher
+        self._images = images
+        self._saver = saver
+        self._audit = audit
+        self._max_jobs = max_jobs
+        self._wait_timeout = wait_timeout
+        self._callbacks = callbacks
+        """Given when upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
+        self._lock = anyio.Lock()
+        self.started = 0
+
+    async def run(
+        self,
+        endpoint: Endpoint,
+        request: WireModel,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        mode: Mode | None = None,
+        on_progress: Progress | None = None,
+    ) -> JobOutcome:
+        """Submit a job, then (unless `wait` is false) wait for it and fetch its media."""
+        submitted = await self.submit(endpoint, request, mode=mode)
+        if submitted.result.code == CODE_EXISTED_MODAL:
+            task = await self._fetch_or_stub(endpoint, submitted.task_id, status=Status.MODAL)
+            outcome = JobOutcome(endpoint.name, task, next_step=ModalNeeded(submitted.custom_id))
+        elif not wait:
+            task = await self._fetch_or_stub(endpoint, submitted.task_id)
+            outcome = JobOutcome(endpoint.name, task, queue_position=submitted.result.queue_position)
+        else:
+            outcome = await self._wait(
+                endpoint, submitted.task_id, timeout=timeout, on_progress=on_progress, submitted=submitted
+            )
+        return dataclasses.replace(outcome, siblings=submitted.siblings)
+
+    async def submit(self, endpoint: Endpoint, request: WireModel, *, mode: Mode | None = None) -> Submitted:
+        """Prepare and send a job; count it, audit it, and tell the callback receiver to expect it."""
+        request = await self.prepare(request)
+        callbacks = self._callbacks
+        if callbacks is not None and "notify_hook" in type(request).model_fields and not _attr(request, "notify_hook"):
+            request = request.model_copy(update={"notify_hook": callbacks.hook_url})
+        await self._count(endpoint)
+        result = await self._client.submit(endpoint, request, mode=mode)
+        task_id = result.task_id
+        assert task_id is not None  # the client guarantees an id for accepted submits
+        logger.info("Submitted %s as task %s (code %s)", endpoint.name, task_id, result.code)
+        submitted = Submitted(endpoint, request, result, task_id)
+        if callbacks is not None:
+            for started in (task_id, *submitted.siblings):
+                callbacks.expect(started)
+        if self._audit is not None:
+            await self._audit.record(
+                endpoint.name, task_id, prompt=_attr(request, "prompt"), mode=mode or self._client.mode
+            )
+        return submitted
+
+    async def upload(self, endpoint: Endpoint, request: UploadRequest) -> list[str]:
+        """Upload images (no task is created); the upstream's URLs for them."""
+        prepared = await self.prepare(request)
+        await self._count(endpoint)
+        urls = await self._client.upload_images(prepared)
+        if self._audit is not None:
+            await self._audit.record(endpoint.name, None, mode=self._client.mode)
+        return urls
+
+    async def get(
+        self,
+        endpoint: Endpoint,
+        task_id: str,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_progress: Progress | None = None,
+    ) -> JobOutcome:
+        """Read a task; with `wait`, wait for it to finish (a MODAL task waits for a call, not time)."""
+        task = await self._client.fetch(task_id)
+        if wait and not task.finished and task.status != Status.MODAL:
+            return await self._wait(endpoint, task.id, timeout=timeout, on_progress=on_progress, initial=task)
+        return JobOutcome(endpoint.name, task, media=await self.media(task))
+
+    async def cancel(self, task_id: str) -> Cancelled:
+        """Ask the upstream to cancel, then read the task to say where it stands."""
+        reply = await self._client.cancel(task_id)
+        try:
+            task = await self._client.fetch(task_id)
+        except TaskNotFoundError:
+            task = None
+        return Cancelled(task_id, reply, task)
+
+    # -- preparing -------------------------------------------------------------------------------
+
+    async def prepare(self, request: _Request) -> _Request:
+        """Turn image arguments into what the endpoint takes, and button labels into customIds."""
+        updates: dict[str, Any] = {}
+        hook = _attr(request, "notify_hook")
+        if hook:
+            # The upstream would POST the task to it: no way into this machine's network.
+            updates["notify_hook"] = await self._images.check_url(hook, what="notifyHook URL")
+        if isinstance(request, ImagineRequest) and request.base64_array:
+            updates.update(await self._image_prompts(request))
+        elif isinstance(request, ActionRequest):
+            updates["custom_id"] = await self._resolve_button(request.task_id, request.custom_id)
+        else:
+            for attr in _IMAGE_FIELDS:
+                value: str | list[str] | None = getattr(request, attr, None)
+                if value is not None:
+                    updates[attr] = await self._image_field(attr, value)
+        return request.model_copy(update=updates) if updates else request
+
+    async def _image_prompts(self, request: ImagineRequest) -> dict[str, Any]:
+        urls: list[str] = []
+        datas: list[str] = []
+        for item in request.base64_array or ():
+            if classify(item) == "url":
+                urls.append(await self._images.check_url(item))
+            else:
+                datas.append(await self._images.to_data_uri(item))
+        updates: dict[str, Any] = {"base64_array": datas or None}
+        if urls:
+            # Midjourney reads image prompts as URLs at the very start of the prompt.
+            updates["prompt"] = " ".join([*urls, request.prompt])
+        return updates
+
+    async def _image_field(self, attr: str, value: str | list[str]) -> str | list[str] | None:
+        images = self._images
+        if not value:
+            # Callers copying the upstreams' documented examples send "" or [] for "no image";
+            # passed on, the upstream would try to decode it and fail the job, so it is dropped.
+            return None
+        if isinstance(value, list):
+            return [await images.to_data_uri(v) for v in value]
+        if attr == "image" and classify(value) == "url":
+            # video/edits take URLs as they are; they must still be public addresses.
+            return await images.check_url(value)
+        if attr == "mask_base64":
+            # Upstreams strip only "data:image/png;base64," from a Vary Region mask.
+            return await images.to_png_data_uri(value)
+        return await images.to_data_uri(value)
+
+    async def _resolve_button(self, task_id: str, wanted: str) -> str:
+        if wanted.startswith("MJ::"):
+            return wanted
+        parent = await self._client.fetch(task_id)
+        button = parent.button(wanted)
+        if button is not None:
+            return button.custom_id
+        labels = [b.display for b in parent.buttons]
+        if labels:
+            raise ButtonNotFoundError(
+                f"Task {task_id} has no button {wanted!r}. Available: {', '.join(repr(label) for label in labels)}.",
+                available=labels,
+                hint="Call action again with one of these labels (or its customId).",
+            )
+        if not parent.finished:
+            raise ButtonNotFoundError(
+                f"Task {task_id} has no buttons yet: it is {parent.status or 'not finished'}.",
+                available=[],
+                hint=f'Call get_task with taskId="{task_id}" and wait=true, then press a button of the finished task.',
+            )
+        raise ButtonNotFoundError(
+            f"Task {task_id} has no buttons (this upstream lists none).",
+            available=[],
+            hint=f"For a grid, use change (taskId={task_id}, action UPSCALE, VARIATION or REROLL, index 1-4) or "
+            f'simple_change (content "{task_id} U2").',
+        )
+
+    async def _count(self, endpoint: Endpoint) -> None:
+        limit = self._max_jobs
+        async with self._lock:
+            if limit is not None and self.started >= limit:
+                raise GuardrailError(
+                    f"{endpoint.name} was not sent: this server may start at most {limit} job(s) (MJ_MAX_JOBS) and "
+                    "has reached that limit.",
+                    hint="Ask the user to raise MJ_MAX_JOBS and restart the server if more are wanted.",
+                )
+            self.started += 1
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    async def _wait(
+        self,
+        endpoint: Endpoint,
+        task_id: str,
+        *,
+        timeout: float | None,
+        on_progress: Progress | None,
+        submitted: Submitted | None = None,
+        initial: Task | None = None,
+    ) -> JobOutcome:
+        """Wait for a task; failures to read it after a submit become outcomes, not errors."""
+        try:
+            waited = await self._watcher.wait(
+                task_id,
+                timeout=timeout or self._wait_timeout,
+                on_update=on_progress,
+                initial=initial,
+                modal_grace=MODAL_GRACE if endpoint.waits_past_modal else 0.0,
+            )
+        except (UpstreamUnavailableError, RateLimitedError) as exc:
+            # The job exists and may well finish; only reading it failed. The same answer as a
+            # timeout, so that nobody submits (and pays) again.
+            logger.info("Waiting for task %s ended early: %s", task_id, exc.message)
+            stub = initial or _stub(endpoint, task_id)
+            return JobOutcome(endpoint.name, stub, timed_out=True, next_step=UpstreamUnreadable(exc.message))
+        except MjError as exc:
+            if submitted is None or isinstance(exc, TaskNotFoundError):
+                raise
+            logger.info("Waiting for task %s failed: %s", task_id, exc.message)
+            stub = initial or _stub(endpoint, task_id)
+            return JobOutcome(endpoint.name, stub, next_step=WaitFailed(exc.message, exc.hint))
+        task = waited.task
+        if task.status == Status.MODAL:
+            return JobOutcome(endpoint.name, task, next_step=_modal_step(endpoint, waited, submitted))
+        return JobOutcome(
+            endpoint.name,
+            task,
+            media=await self.media(task),
+            timed_out=waited.timed_out,
+            queue_position=submitted.result.queue_position if submitted else None,
+        )
+
+    async def _fetch_or_stub(self, endpoint: Endpoint, task_id: str, *, status: str = Status.SUBMITTED) -> Task:
+        try:
+            return await self._client.fetch(task_id)
+        except MjError:
+            # The job exists (the submit said so); a lagging read must not hide its id.
+            return _stub(endpoint, task_id, status)
+
+    # -- media -----------------------------------------------------------------------------------
+
+    async def media(self, task: Task) -> Media | None:
+        """Download the task's image, make the preview the model sees, and save the files."""
+        if task.status != Status.SUCCESS or not task.image_url:
+            return None
+        action = (task.action or "").upper()
+        if action in ("DESCRIBE", "SHORTEN"):
+            return None
+        source = task.image_url
+        if action == "VIDEO":
+            # imageUrl is the picture the videos start from; a thumbnail of the first video, when
+            # given, shows the result. Neither is the result itself, so nothing is saved.
+            source = next((v.thumbnail for v in task.video_urls or [] if v.thumbnail), source)
+        media = Media()
+        try:
+            data, mime = await self._client.download(source)
+            preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data)
+            media.preview = Preview(preview, preview_mime)
+            if self._saver is not None and action != "VIDEO":
+                saved = await self._save(self._saver, task, data, mime)
+                media.saved = saved.path
+                media.quadrants = list(saved.quadrants)
+        except MjError as exc:
+            media.notes.append(f"(The image could not be shown: {exc.message})")
+        except OSError as exc:
+            media.notes.append(f"(The image could not be saved: {exc.strerror or type(exc).__name__})")
+        return media
+
+    @staticmethod
+    async def _save(saver: ImageSaver, task: Task, data: bytes, mime: str | None) -> SavedImages:
+        grid = task.button("U1") is not None and task.button("V1") is not None
+        kind = (task.action or "task").lower()
+
+        def save() -> SavedImages:
+            return saver.save_task(task.id, data, mime, grid=grid, kind=kind)
+
+        return await anyio.to_thread.run_sync(save)
+
+
+def _modal_step(endpoint: Endpoint, waited: WaitOutcome, submitted: Submitted | None) -> NextStep:
+    if endpoint.waits_past_modal:
+        # The call was itself the confirmation: asking for another one could charge twice.
+        return ModalLagging() if waited.timed_out else ModalNotTaken(MODAL_GRACE)
+    custom_id = submitted.custom_id if submitted else ""
+    return ModalNeeded(custom_id or waited.task.custom_id or "")
+
+
+def _stub(endpoint: Endpoint, task_id: str, status: str = Status.SUBMITTED) -> Task:
+    """The task as far as the submit told: its id, the action, the status it must have."""
+    return Task(id=task_id, action=endpoint.name.upper(), status=status)
+
+
+def _attr(request: WireModel, name: str) -> str | None:
+    """A string field that only some request models have (prompt, notify_hook)."""
+    return cast(str | None, getattr(request, name, None))

@@ -1,0 +1,98 @@
+"""The MCP adapter: every upstream operation a tool, built from its request model.
+
+`create_server(settings, client=None)` returns an `MCPServer`. Each row of `TOOLS` (tools.py)
+becomes a tool through one mechanism (dispatch.py): the input schema is the endpoint's request
+model plus the control arguments that apply (`wait`, `timeout`, `mode`), flattened to the top
+level under the wire names (schema.py); arguments are validated by those same models.
+
+The work itself is not here: handlers ask the job service (mj_mcp.jobs), which knows no MCP, and
+hand its outcome to mj_mcp.results, whose plain rendering dispatch.py turns into a
+`CallToolResult`. This package adds what only MCP has: progress notifications, resources
+(resources.py), the prompt (prompts.py), subscriptions (live.py) and the SDK glue (sdk_glue.py).
+
+Modules depend downwards only: __init__ → dispatch → tools → runtime → (jobs, live); every
+module may use results, schema, sdk_glue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Final
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
+
+from mj_mcp import __version__
+from mj_mcp.callbacks import CallbackReceiver
+from mj_mcp.client import MjClient
+from mj_mcp.clock import Clock
+from mj_mcp.config import Settings
+from mj_mcp.loading import ImageLoader
+from mj_mcp.server.dispatch import build_tool
+from mj_mcp.server.live import LiveTasks
+from mj_mcp.server.prompts import register_prompts
+from mj_mcp.server.resources import register_resources
+from mj_mcp.server.runtime import CallbackWiring, Holder, Runtime
+from mj_mcp.server.sdk_glue import serve_subscriptions
+from mj_mcp.server.tools import TOOLS, ToolSpec
+
+__all__ = ["INSTRUCTIONS", "TOOLS", "App", "Runtime", "ToolSpec", "create_server"]
+
+App = Runtime
+"""The name tests/conftest.py still imports; `Runtime` avoids the clash with ASGI "apps"."""
+
+INSTRUCTIONS: Final = """\
+Midjourney image generation through a midjourney-proxy API.
+Start with `imagine` (it waits and shows the picture); then press the task's buttons with \
+`action` (U1-U4 upscale one image of the grid, V1-V4 vary it, 🔄 re-roll; on an upscale: \
+'Vary (Strong)', 'Zoom Out 2x', pans ...). Jobs that need one more input come back in MODAL \
+status: finish them with `modal`. `describe` turns an image into prompts, `shorten` trims a \
+prompt, `blend` mixes 2-5 images. Images can be given as file paths, URLs or data URIs. \
+If a wait times out, `get_task` with wait=true continues it."""
+
+
+def create_server(
+    settings: Settings,
+    client: MjClient | None = None,
+    *,
+    clock: Clock | None = None,
+    image_loader: ImageLoader | None = None,
+    callbacks: CallbackReceiver | None = None,
+) -> MCPServer[Runtime]:
+    """Build the MCP server. An injected client is used as is and not closed by the server.
+
+    With `MJ_PUBLIC_URL` set, submits carry a `notifyHook` to this server. An injected `callbacks`
+    receiver is served by whoever injected it (the HTTP app mounts it); otherwise, on stdio, the
+    server opens a small listener of its own on MJ_HOST:MJ_PORT.
+    """
+    holder = Holder()
+    tools = [build_tool(spec, holder) for spec in TOOLS if not (settings.read_only and spec.kind != "read")]
+    wiring = CallbackWiring.choose(settings, callbacks)
+    bus = InMemorySubscriptionBus()
+    live = LiveTasks(bus)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[Runtime]) -> AsyncGenerator[Runtime]:
+        opened = Runtime.open(
+            settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=wiring
+        )
+        async with opened as runtime, holder.running(runtime):
+            yield runtime
+
+    server: MCPServer[Runtime] = MCPServer(
+        "mj-mcp",
+        title="Midjourney (mj-mcp)",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://github.com/mj-mcp/mj-mcp",
+        tools=tools,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+        warn_on_duplicate_resources=False,
+        subscriptions=bus,
+    )
+    serve_subscriptions(server, live)
+    register_resources(server, holder)
+    register_prompts(server)
+    return server

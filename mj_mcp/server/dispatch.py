@@ -1,0 +1,122 @@
+"""How one tool call runs: validate the arguments, call the handler, answer with a CallToolResult.
+
+One mechanism for every tool. Arguments are validated by the spec's own models, so a model
+that sends a wrong argument gets a readable isError result naming the field, not a traceback;
+upstream errors become isError results with their hint; anything unexpected is logged and
+reported without details. Progress of a waited-for task goes out as MCP progress notifications.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from pydantic import ValidationError as PydanticValidationError
+
+from mj_mcp.errors import MjError, validation_problems
+from mj_mcp.jobs import Progress
+from mj_mcp.models import Task
+from mj_mcp.results import Rendered, describe_status, error_result
+from mj_mcp.server.runtime import Holder
+from mj_mcp.server.schema import arguments_model, input_schema
+from mj_mcp.server.sdk_glue import make_tool
+from mj_mcp.server.tools import ToolCall, ToolSpec
+
+__all__ = ["build_tool", "call_result"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
+    """The MCP tool for `spec`: schema and validation from its models, errors as results."""
+    request_fields = _wire_names(spec.request)
+    control_fields = _wire_names(spec.controls)
+
+    async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
+        runtime = holder.get()
+        try:
+            parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(arguments)
+        except PydanticValidationError as exc:
+            return call_result(error_result(_invalid_arguments(spec.name, exc)))
+        dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
+        request = spec.request.model_validate({k: v for k, v in dumped.items() if k in request_fields})
+        controls = spec.controls.model_validate({k: v for k, v in dumped.items() if k in control_fields})
+        call = ToolCall(spec.endpoint, _progress(ctx))
+        try:
+            return call_result(await spec.handler(runtime, call, request, controls))
+        except MjError as exc:
+            logger.info("%s failed: %s", spec.name, exc.message)
+            return call_result(error_result(str(exc)))
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            logger.exception("Unexpected error in tool %s", spec.name)
+            return call_result(
+                error_result(
+                    f"{spec.name} failed with an internal error (logged on the server). Try again; if it "
+                    "persists, check the server log."
+                )
+            )
+
+    return make_tool(
+        run_tool,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        parameters=input_schema(spec.request, spec.controls),
+        annotations=_annotations(spec),
+    )
+
+
+def call_result(rendered: Rendered) -> CallToolResult:
+    """The MCP form of a rendered result: text blocks, the preview, resource links."""
+    content: list[ContentBlock] = [TextContent(text=rendered.text)]
+    content.extend(TextContent(text=note) for note in rendered.notes)
+    if rendered.preview is not None:
+        data = base64.b64encode(rendered.preview.data).decode("ascii")
+        content.append(ImageContent(data=data, mime_type=rendered.preview.mime))
+    content.extend(
+        ResourceLink(
+            name=f"task-{link.task_id}", uri=link.uri, mime_type="application/json", description=link.description
+        )
+        for link in rendered.links
+    )
+    if rendered.is_error:
+        return CallToolResult(content=content, structured_content=rendered.structured, is_error=True)
+    return CallToolResult(content=content, structured_content=rendered.structured)
+
+
+def _progress(ctx: Context) -> Progress:
+    async def report(task: Task) -> None:
+        try:
+            await ctx.report_progress(float(task.percent), 100.0, describe_status(task))
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:  # a client that went away must not fail the wait
+            logger.debug("Could not send a progress notification", exc_info=True)
+
+    return report
+
+
+def _annotations(spec: ToolSpec[Any, Any]) -> ToolAnnotations:
+    # Only hints that differ from the spec's defaults (every byte of tools/list is paid per turn).
+    return ToolAnnotations(
+        read_only_hint=True if spec.kind == "read" else None,
+        destructive_hint={"job": False, "destructive": True}.get(spec.kind),
+        idempotent_hint=True if spec.kind == "read" else None,
+        open_world_hint=True,
+    )
+
+
+def _wire_names(model: type[Any]) -> frozenset[str]:
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
+
+
+def _invalid_arguments(tool: str, exc: PydanticValidationError) -> str:
+    shown = validation_problems(exc, whole="arguments", limit=8)
+    return f"Invalid arguments for {tool}: {shown}. Fix these and call {tool} again (see its input schema)."

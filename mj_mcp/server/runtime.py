@@ -1,0 +1,166 @@
+"""What the tools and resources share while the server runs, and how it is opened and closed.
+
+`Runtime.open(settings, ...)` is the server's lifespan: it makes the client (the real upstream or
+the in-process simulator), the shared `TaskWatcher` and its poll loop, the image loader and saver,
+the audit log, the callback listener when one is wanted, and the job service on top of them; and
+it closes what it opened, in reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+from anyio.abc import TaskGroup
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from mj_mcp.audit import AuditLog
+from mj_mcp.callbacks import CallbackReceiver
+from mj_mcp.callbacks import serve as serve_callbacks
+from mj_mcp.client import MjClient
+from mj_mcp.clock import Clock
+from mj_mcp.config import HEARTBEAT_SECONDS, Settings
+from mj_mcp.jobs import Jobs
+from mj_mcp.loading import ImageLoader
+from mj_mcp.saving import ImageSaver
+from mj_mcp.server.live import LiveTasks
+from mj_mcp.waiting import TaskWatcher
+
+__all__ = ["CallbackWiring", "Holder", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackWiring:
+    """Where upstream callbacks arrive: a receiver, and whether this server must listen for it
+    itself (stdio) or someone else serves it (the HTTP app mounts it)."""
+
+    receiver: CallbackReceiver
+    serve_own: bool
+
+    @classmethod
+    def choose(cls, settings: Settings, injected: CallbackReceiver | None) -> CallbackWiring | None:
+        if injected is not None:
+            return cls(injected, serve_own=False)
+        if settings.public_url is not None and settings.transport == "stdio":
+            return cls(CallbackReceiver(settings.public_url), serve_own=True)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the tools share while the server runs (made by `open`)."""
+
+    settings: Settings
+    client: MjClient
+    watcher: TaskWatcher
+    jobs: Jobs
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        live: LiveTasks,
+        client: MjClient | None = None,
+        clock: Clock | None = None,
+        image_loader: ImageLoader | None = None,
+        callbacks: CallbackWiring | None = None,
+    ) -> AsyncGenerator[Runtime]:
+        """Open everything the server needs; injected parts are used as they are and not closed."""
+        async with AsyncExitStack() as stack:
+            mj = client or await stack.enter_async_context(_client_from_settings(settings))
+            loader = image_loader or await stack.enter_async_context(
+                ImageLoader(settings.readable_dirs, settings.max_image_bytes)
+            )
+            watcher = TaskWatcher(mj, interval=settings.poll_interval, heartbeat=HEARTBEAT_SECONDS, clock=clock)
+            tasks = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tasks.cancel_scope.cancel)
+            tasks.start_soon(watcher.run)
+            live.start(watcher, tasks, retry_delay=settings.poll_interval)
+            stack.callback(live.stop)
+            receiver = await _listen_for_callbacks(callbacks, settings, watcher, tasks)
+            if receiver is not None:
+                stack.callback(receiver.attach, None)
+            out = settings.output_dir
+            jobs = Jobs(
+                mj,
+                watcher,
+                loader,
+                saver=ImageSaver(out) if out is not None else None,
+                audit=AuditLog(out) if out is not None else None,
+                max_jobs=settings.max_jobs,
+                wait_timeout=settings.wait_timeout,
+                callbacks=receiver,
+            )
+            yield cls(settings=settings, client=mj, watcher=watcher, jobs=jobs)
+
+
+async def _listen_for_callbacks(
+    wiring: CallbackWiring | None, settings: Settings, watcher: TaskWatcher, tasks: TaskGroup
+) -> CallbackReceiver | None:
+    """The receiver, attached to the watcher, once callbacks can reach it (else None)."""
+    if wiring is None:
+        return None
+    if wiring.serve_own and not await tasks.start(serve_callbacks, wiring.receiver, settings.host, settings.port):
+        return None
+    wiring.receiver.attach(watcher)
+    return wiring.receiver
+
+
+class Holder:
+    """Lets tools and resources reach the running Runtime. Static resources get no Context (tools
+    and template resources do), and one way in for all of them keeps them alike."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        if self.runtime is None:
+            raise ResourceError("The server is not running yet.")
+        return self.runtime
+
+    @asynccontextmanager
+    async def running(self, runtime: Runtime) -> AsyncGenerator[Runtime]:
+        self.runtime = runtime
+        try:
+            yield runtime
+        finally:
+            self.runtime = None
+
+
+class _LazySimulator(httpx2.AsyncBaseTransport):
+    """The in-process simulator, made at its first request: `tools/list` does not wait for it."""
+
+    def __init__(self, job_seconds: float) -> None:
+        self._job_seconds = job_seconds
+        self._transport: httpx2.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._transport is None:
+            from mj_mcp.simulator import Simulator
+
+            self._transport = Simulator(job_seconds=self._job_seconds).transport()
+        return await self._transport.handle_async_request(request)
+
+
+def _client_from_settings(settings: Settings) -> MjClient:
+    if settings.simulator:
+        return MjClient(
+            "http://simulator.mj-mcp.invalid",
+            None,
+            transport=_LazySimulator(settings.sim_job_seconds),
+            timeout=settings.http_timeout,
+        )
+    assert settings.base_url is not None
+    return MjClient(
+        settings.base_url,
+        settings.api_key.get_secret_value() if settings.api_key else None,
+        auth_header=settings.auth_header,
+        mode=settings.mode,
+        mode_prefix=settings.mode_prefix,
+        timeout=settings.http_timeout,
+    )

@@ -1,0 +1,128 @@
+"""Input schemas of the tools: the endpoint's request model plus its control arguments, compact.
+
+Agents pay for tools/list on every turn, so the schemas say only what constrains a call: no
+titles (the property names say it), no `"default": null`, and `T | None` listed as `T` (leaving
+an argument out is how a model says "none"). Pydantic's own schema generator does this through
+`CompactSchema`; `$ref`s are inlined afterwards, since some clients do not follow them.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any, Final, cast
+
+from pydantic import create_model
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from mj_mcp.models import WireModel
+
+__all__ = ["CompactSchema", "arguments_model", "input_schema", "model_schema"]
+
+
+class CompactSchema(GenerateJsonSchema):
+    """Smaller schema, same meaning: no titles, no `None` defaults, `T | None` as `T`.
+
+    (Choices are `Literal`s in the request models: an `Enum` would bring its class name as a title.)"""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        return _untitled(super().model_schema(schema))
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        generated = super().default_schema(schema)
+        if "default" in generated and generated["default"] is None:
+            del generated["default"]
+        return generated
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        inner = self.generate_inner(schema["schema"])
+        if "anyOf" in inner:
+            # A union of several types keeps its explicit null: "one of these, or nothing".
+            return super().nullable_schema(schema)
+        # The type's own keywords are listed before the field's (description, default): see `sort`.
+        return {**inner, _TYPE_KEYS: sorted(inner)}
+
+    def sort(self, value: JsonSchemaValue, parent_key: str | None = None) -> JsonSchemaValue:
+        """Keys in alphabetical order (as pydantic sorts them), except that a collapsed `T | None`
+        lists T's keywords first: the order the published schemas have always had."""
+        return cast(JsonSchemaValue, _ordered(value, parent_key))
+
+
+_TYPE_KEYS: Final = "x-mj-type-keys"
+"""Marks a collapsed `T | None` during generation, naming T's keywords; `sort` removes it."""
+
+
+def _ordered(value: Any, parent_key: str | None) -> Any:
+    if isinstance(value, list):
+        return [_ordered(item, parent_key) for item in cast(list[Any], value)]
+    if not isinstance(value, dict):
+        return value
+    node = dict(cast(dict[str, Any], value))
+    if parent_key in ("properties", "default"):
+        keys = list(node)  # field order, and default values, stay as they are
+    else:
+        first = [k for k in cast(list[str], node.pop(_TYPE_KEYS, [])) if k in node]
+        keys = first + sorted(k for k in node if k not in first)
+    return {key: _ordered(node[key], key) for key in keys}
+
+
+def _untitled(schema: JsonSchemaValue) -> JsonSchemaValue:
+    schema.pop("title", None)
+    return schema
+
+
+def inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace `$ref`s to `$defs` by their definitions (our models are not recursive)."""
+    if isinstance(node, dict):
+        source = cast(dict[str, Any], node)
+        ref = source.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in source.items() if k != "$ref"}
+            target = cast(dict[str, Any], defs[ref.removeprefix("#/$defs/")])
+            return inline_refs({**target, **rest}, defs)
+        return {k: inline_refs(v, defs) for k, v in source.items()}
+    if isinstance(node, list):
+        return [inline_refs(v, defs) for v in cast(list[Any], node)]
+    return node
+
+
+@functools.cache
+def model_schema(model: type[WireModel]) -> dict[str, Any]:
+    """Cached: the job controls' schema is part of twelve tools (and get_task's of one), and tests
+    build many servers. Callers copy what they keep."""
+    raw = model.model_json_schema(by_alias=True, schema_generator=CompactSchema)
+    defs = cast(dict[str, Any], raw.pop("$defs", {}))
+    return cast(dict[str, Any], inline_refs(raw, defs))
+
+
+def input_schema(request: type[WireModel], controls: type[WireModel]) -> dict[str, Any]:
+    """The schema of `arguments_model(name, request, controls)`: the request's fields, then the controls."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for part in (model_schema(request), model_schema(controls)):
+        properties.update(copy.deepcopy(cast(dict[str, Any], part.get("properties", {}))))
+        required += [name for name in cast(list[str], part.get("required", [])) if name not in required]
+    # Unknown arguments are still refused by the model at call time, with a message naming them.
+    schema: dict[str, Any] = {"type": "object"}
+    # Required fields first: the order a model reads them in is the order it fills them in.
+    schema["properties"] = dict(sorted(properties.items(), key=lambda kv: kv[0] not in required))
+    if required:
+        schema["required"] = required
+    return schema
+
+
+@functools.cache
+def arguments_model(name: str, request: type[WireModel], controls: type[WireModel]) -> type[WireModel]:
+    """The request model plus the control arguments (none: the request model itself).
+
+    Made at a tool's first call, not at start-up: `create_model` costs milliseconds per tool,
+    and the schema in tools/list is put together from the two models without it.
+    """
+    if not controls.model_fields:
+        return request
+    # Base order puts the request's fields first, the controls after them, as in the input schema.
+    return create_model(f"{name}_arguments", __base__=(controls, request), __doc__=request.__doc__)

@@ -1,0 +1,98 @@
+"""Contract tests for what mj_mcp.server.sdk_glue relies on in the MCP SDK beyond its public surface.
+
+Each test names one assumption. When an SDK release breaks one, the failure lands here, saying
+which, rather than as a puzzling failure somewhere in the tool tests.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from mj_mcp.server.live import LiveTasks
+from mj_mcp.server.sdk_glue import CONTEXT_KWARG, make_tool, serve_subscriptions
+
+pytestmark = pytest.mark.anyio
+
+SCHEMA = {"type": "object", "properties": {"taskId": {"type": "string", "description": "x"}}, "required": ["taskId"]}
+
+
+def test_tool_takes_every_field_make_tool_sets() -> None:
+    assert {
+        "fn",
+        "name",
+        "title",
+        "description",
+        "parameters",
+        "fn_metadata",
+        "is_async",
+        "context_kwarg",
+        "annotations",
+    } <= set(Tool.model_fields)
+
+
+def test_func_metadata_hands_the_arguments_to_the_arg_models_dump() -> None:
+    assert "model_dump_one_level" in vars(ArgModelBase)
+    assert "arg_model" in FuncMetadata.model_fields
+    assert "validate_arguments" in vars(FuncMetadata)
+
+
+def test_the_low_level_server_takes_request_handlers() -> None:
+    server: MCPServer[Any] = MCPServer("glue")
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    assert list(inspect.signature(lowlevel.add_request_handler).parameters)[:3] == ["method", "params_type", "handler"]
+
+
+def glue_server(received: list[tuple[Context, dict[str, Any]]]) -> MCPServer[Any]:
+    async def fn(ctx: Context, **arguments: Any) -> CallToolResult:
+        received.append((ctx, arguments))
+        return CallToolResult(content=[TextContent(text="done")], structured_content={"ok": True}, is_error=True)
+
+    assert fn.__code__.co_varnames[0] == CONTEXT_KWARG
+    tool = make_tool(
+        fn,
+        name="probe",
+        title="Probe",
+        description="Takes anything.",
+        parameters=SCHEMA,
+        annotations=ToolAnnotations(open_world_hint=True),
+    )
+    bus = InMemorySubscriptionBus()
+    server: MCPServer[Any] = MCPServer("glue", tools=[tool], subscriptions=bus)
+    serve_subscriptions(server, LiveTasks(bus))
+    return server
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_glued_tool_lists_our_schema_and_gets_the_raw_arguments_and_the_context(mode: str) -> None:
+    received: list[tuple[Context, dict[str, Any]]] = []
+    async with Client(glue_server(received), mode=mode) as client:  # type: ignore[arg-type]
+        (listed,) = (await client.list_tools()).tools
+        result = await client.call_tool("probe", {"taskId": 7, "unknown-arg": [1], "wait": "yes"})
+    assert listed.input_schema == SCHEMA  # not rebuilt from the function's signature
+    assert listed.title == "Probe"
+    # Not validated, not renamed, nothing dropped: our own models do that, with our messages.
+    ((ctx, arguments),) = received
+    assert arguments == {"taskId": 7, "unknown-arg": [1], "wait": "yes"}
+    assert isinstance(ctx, Context)
+    # The CallToolResult the function returns is the answer, unchanged.
+    assert result.is_error is True
+    assert result.structured_content == {"ok": True}
+    assert [c.text for c in result.content if isinstance(c, TextContent)] == ["done"]
+
+
+@pytest.mark.filterwarnings("ignore:resources/subscribe is removed", "ignore:resources/unsubscribe is removed")
+async def test_subscription_handlers_on_the_low_level_server_are_announced_and_answered() -> None:
+    async with Client(glue_server([]), mode="legacy") as client:  # type: ignore[arg-type]
+        caps = client.server_capabilities.resources
+        assert caps is not None and caps.subscribe
+        await client.subscribe_resource("mj://tasks/1")  # pyright: ignore[reportDeprecated]
+        await client.unsubscribe_resource("mj://tasks/1")  # pyright: ignore[reportDeprecated]

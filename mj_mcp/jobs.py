@@ -76,6 +76,10 @@ MODAL_GRACE: Final = 20.0
 """Seconds a wait after a MODAL confirmation looks past MODAL: new-api refreshes its copy of a task
 only every ~15 s, so the first reads after the confirmation may still show the task waiting for it."""
 
+MEDIA_GRACE: Final = 1.0
+"""Seconds the image step may run past the call's wait deadline: a finished task is shown without
+its picture rather than held back by a slow download."""
+
 _Request = TypeVar("_Request", bound=WireModel)
 
 _IMAGE_FIELDS: Final = ("base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image")
@@ -221,8 +225,34 @@ class Jobs:
         mode: Mode | None = None,
         on_progress: Progress | None = None,
     ) -> JobOutcome:
-        """Submit a job, then (unless `wait` is false) wait for it and fetch its media."""
+        """Submit a job, then (unless `wait` is false) wait for it and fetch its media.
+
+        Once the upstream has accepted the job, nothing that goes wrong afterwards may lose its id:
+        every later failure becomes an outcome that names the task and says not to submit again.
+        """
         submitted = await self.submit(endpoint, request, mode=mode)
+        try:
+            outcome = await self._follow(endpoint, submitted, wait=wait, timeout=timeout, on_progress=on_progress)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            if isinstance(exc, MjError):
+                message, hint = exc.message, exc.hint
+            else:
+                logger.exception("Following task %s failed unexpectedly", submitted.task_id)
+                message, hint = f"an internal error ({type(exc).__name__}, logged on the server).", ""
+            outcome = JobOutcome(endpoint.name, _stub(endpoint, submitted.task_id), next_step=WaitFailed(message, hint))
+        return dataclasses.replace(outcome, siblings=submitted.siblings)
+
+    async def _follow(
+        self,
+        endpoint: Endpoint,
+        submitted: Submitted,
+        *,
+        wait: bool,
+        timeout: float | None,
+        on_progress: Progress | None,
+    ) -> JobOutcome:
         if submitted.result.code == CODE_EXISTED_MODAL:
             task = await self._fetch_or_stub(endpoint, submitted.task_id, status=Status.MODAL)
             outcome = JobOutcome(endpoint.name, task, next_step=ModalNeeded(submitted.custom_id))
@@ -233,7 +263,7 @@ class Jobs:
             outcome = await self._wait(
                 endpoint, submitted.task_id, timeout=timeout, on_progress=on_progress, submitted=submitted
             )
-        return dataclasses.replace(outcome, siblings=submitted.siblings)
+        return outcome
 
     async def submit(self, endpoint: Endpoint, request: WireModel, *, mode: Mode | None = None) -> Submitted:
         """Prepare and send a job; count it, audit it, and tell the callback receiver to expect it."""
@@ -242,14 +272,21 @@ class Jobs:
         if callbacks is not None and "notify_hook" in type(request).model_fields and not _attr(request, "notify_hook"):
             request = request.model_copy(update={"notify_hook": callbacks.hook_url})
         await self._count(endpoint)
+        # Shielded: a client that cancels the call while the job is on its way must not leave a paid
+        # job unrecorded. The send is bounded by the client's own request deadline.
+        with anyio.CancelScope(shield=True):
+            return await self._send(endpoint, request, mode)
+        raise AssertionError("unreachable: a shielded scope is never cancelled")  # pragma: no cover
+
+    async def _send(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> Submitted:
         result = await self._client.submit(endpoint, request, mode=mode)
         task_id = result.task_id
         assert task_id is not None  # the client guarantees an id for accepted submits
         logger.info("Submitted %s as task %s (code %s)", endpoint.name, task_id, result.code)
         submitted = Submitted(endpoint, request, result, task_id)
-        if callbacks is not None:
+        if self._callbacks is not None:
             for started in (task_id, *submitted.siblings):
-                callbacks.expect(started)
+                self._callbacks.expect(started)
         if self._audit is not None:
             await self._audit.record(
                 endpoint.name, task_id, prompt=_attr(request, "prompt"), mode=mode or self._client.mode
@@ -390,10 +427,12 @@ class Jobs:
         initial: Task | None = None,
     ) -> JobOutcome:
         """Wait for a task; failures to read it after a submit become outcomes, not errors."""
+        timeout = timeout or self._wait_timeout
+        deadline = anyio.current_time() + timeout
         try:
             waited = await self._watcher.wait(
                 task_id,
-                timeout=timeout or self._wait_timeout,
+                timeout=timeout,
                 on_update=on_progress,
                 initial=initial,
                 modal_grace=MODAL_GRACE if endpoint.waits_past_modal else 0.0,
@@ -416,7 +455,7 @@ class Jobs:
         return JobOutcome(
             endpoint.name,
             task,
-            media=await self.media(task),
+            media=await self.media(task, deadline=deadline),
             timed_out=waited.timed_out,
             queue_position=submitted.result.queue_position if submitted else None,
         )
@@ -430,8 +469,19 @@ class Jobs:
 
     # -- media -----------------------------------------------------------------------------------
 
-    async def media(self, task: Task) -> Media | None:
-        """Download the task's image, make the preview the model sees, and save the files."""
+    async def media(self, task: Task, *, deadline: float | None = None) -> Media | None:
+        """Download the task's image, make the preview the model sees, and save the files.
+
+        With a `deadline` (on `anyio.current_time()`), the step ends `MEDIA_GRACE` seconds after it
+        at the latest, with a note instead of the picture.
+        """
+        if deadline is None:
+            return await self._media(task)
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time()) + MEDIA_GRACE):
+            return await self._media(task)
+        return Media(notes=["(The image took too long to fetch; get_task shows it once it can be read.)"])
+
+    async def _media(self, task: Task) -> Media | None:
         if task.status != Status.SUCCESS or not task.image_url:
             return None
         action = (task.action or "").upper()
@@ -445,7 +495,8 @@ class Jobs:
         media = Media()
         try:
             data, mime = await self._client.download(source)
-            preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data)
+            # Abandoned, not awaited, when the deadline passes: the decode cannot be interrupted.
+            preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data, abandon_on_cancel=True)
             media.preview = Preview(preview, preview_mime)
             if self._saver is not None and action != "VIDEO":
                 saved = await self._save(self._saver, task, data, mime)
@@ -455,6 +506,11 @@ class Jobs:
             media.notes.append(f"(The image could not be shown: {exc.message})")
         except OSError as exc:
             media.notes.append(f"(The image could not be saved: {exc.strerror or type(exc).__name__})")
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # an image that breaks the decoder must not hide the finished task
+            logger.warning("The image of task %s could not be processed (%s)", task.id, type(exc).__name__)
+            media.notes.append(f"(The image could not be shown: {type(exc).__name__}.)")
         return media
 
     @staticmethod

@@ -54,6 +54,8 @@ MISSES_BEFORE_GONE: Final = 3
 """A task missing from this many consecutive polls is reported as gone."""
 SAFETY_NET_INTERVAL: Final = 30.0
 """A task that has received a callback is polled at most this often (callbacks carry the rest)."""
+LAST_READ_GRACE: Final = 1.0
+"""Seconds a timed-out wait that never saw its task may spend on one last direct read."""
 GARBLED_BEFORE_FATAL: Final = 3
 """Unreadable replies in a row before a wait gives up: one garbled read is a gateway hiccup,
 a steady stream of them means the upstream speaks something we do not understand."""
@@ -177,9 +179,13 @@ class TaskWatcher:
                         return WaitOutcome(task, timed_out=False)
                 if watch.error is not None and _fatal(watch.error):
                     raise watch.error
-                if self.clock.now() >= waiter.deadline:
+                left = waiter.deadline - self.clock.now()
+                if left <= 0:
                     return await self._timed_out(watch)
-                await waiter.event.wait()
+                # The deadline wakes the waiter itself: a poll stuck on a slow upstream must not
+                # hold it past its timeout.
+                with anyio.move_on_after(left):
+                    await waiter.event.wait()
                 waiter.event = anyio.Event()
         finally:
             watch.waiters.discard(waiter)
@@ -202,10 +208,15 @@ class TaskWatcher:
     async def _timed_out(self, watch: _Watch) -> WaitOutcome:
         task = watch.latest
         if task is None:
-            # Never saw it at all: one direct read says what it is now.
-            task = await self._source.fetch(watch.task_id)
-            self.offer(task)
-            task = watch.latest or task
+            # Never saw it at all: one direct read, briefly, says what it is now.
+            with anyio.move_on_after(LAST_READ_GRACE):
+                fetched = await self._source.fetch(watch.task_id)
+                self.offer(fetched)
+                task = watch.latest or fetched
+            if task is None:
+                raise watch.error or UpstreamUnavailableError(
+                    f"The upstream did not answer about task {watch.task_id} in time."
+                )
         return WaitOutcome(task, timed_out=not task.finished)
 
     def offer(self, task: Task) -> bool:
@@ -260,7 +271,7 @@ class TaskWatcher:
                 continue
             now = self.clock.now()
             if now >= self._next_poll:
-                await self.poll_once()
+                await self._poll_surviving()
                 # max(): a 429 during the poll may already have pushed the next poll further out.
                 self._next_poll = max(self._next_poll, self.clock.now() + self._current_interval())
             self._wake_waiters()
@@ -270,6 +281,17 @@ class TaskWatcher:
             else:
                 # Let the woken waiters run (and leave) before the next round.
                 await anyio.lowlevel.checkpoint()
+
+    async def _poll_surviving(self) -> None:
+        """One poll whose failures, whatever they are, reach the waiters and never this loop:
+        every wait and subscription of the server hangs on it."""
+        try:
+            await self.poll_once()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            logger.warning("A poll of the upstream failed unexpectedly (%s); the waits go on.", type(exc).__name__)
+            self._fail_all(list(self._watches), _unreadable(exc))
 
     async def poll_once(self) -> None:
         """One tick: read every watched task (one request per chunk), update the watches."""
@@ -322,6 +344,10 @@ class TaskWatcher:
                             watch.error = exc
                 except UpstreamError as exc:
                     self._fail_all([task_id], exc)
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:  # one unreadable task must not end the others' reads
+                    self._fail_all([task_id], _unreadable(exc))
                 else:
                     self.offer(task)
 
@@ -376,6 +402,13 @@ class TaskWatcher:
             tg.start_soon(waker)
         if self._wakeup.is_set():
             self._wakeup = anyio.Event()
+
+
+def _unreadable(exc: Exception) -> UpstreamError:
+    """An unexpected failure of a read, as the upstream error the waiters understand."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    return ProtocolError(f"The upstream's reply could not be read ({type(exc).__name__}).")
 
 
 def _fatal(error: UpstreamError) -> bool:

@@ -22,7 +22,9 @@ from anyio.abc import TaskGroup
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     EmptyResult,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
@@ -30,7 +32,7 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from mj_mcp.errors import AuthenticationError, TaskNotFoundError, UpstreamError
+from mj_mcp.errors import AuthenticationError, InputError, TaskNotFoundError, UpstreamError
 from mj_mcp.models import Status, Task
 from mj_mcp.waiting import TaskWatcher
 
@@ -44,13 +46,25 @@ FOLLOW_WINDOW: Final = 3600.0
 """One wait's length while following; a task still running after it is simply waited on again."""
 _TASK_URI: Final = re.compile(r"^mj://tasks/(?P<id>[^/?#]+)(?P<image>/image)?$")
 _NOT_IDS: Final = frozenset({"recent", "page"})
+_TASK_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+"""What an upstream task id looks like (numeric in practice); anything else is refused at the edge."""
 
 
 def task_id_of(uri: str) -> str | None:
-    """The task id of a subscribable task URI (the task or its image), else None."""
+    """The task id of a subscribable task URI (the task or its image), else None.
+
+    Raises `MCPError` (invalid params) for a task URI whose id no upstream could have issued,
+    before it reaches the watcher that every client shares.
+    """
     match = _TASK_URI.match(uri)
     if match is None or match["id"] in _NOT_IDS:
         return None
+    if _TASK_ID.match(match["id"]) is None:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"{uri[:100]}: not a task id (1-64 letters, digits, '.', '_', ':' or '-'). Use the id a job returned.",
+            {"uri": uri[:200]},
+        )
     return match["id"]
 
 
@@ -182,7 +196,7 @@ class LiveTasks:
                 while True:
                     try:
                         outcome = await watcher.wait(follow.task_id, timeout=FOLLOW_WINDOW, on_update=changed)
-                    except (TaskNotFoundError, AuthenticationError):
+                    except (TaskNotFoundError, AuthenticationError, InputError):
                         return  # nothing more will ever change for this subscriber to hear
                     except UpstreamError as exc:
                         logger.info("Following task %s: %s; trying again.", follow.task_id, exc)
@@ -193,6 +207,10 @@ class LiveTasks:
                     if outcome.task.status == Status.MODAL:
                         # A MODAL task moves only after a `modal` call; look again now and then.
                         await watcher.clock.sleep(self._retry_delay)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception:  # one subscription's trouble must not reach the task group all share
+                logger.exception("Stopped following task %s", follow.task_id)
             finally:
                 if self._follows.get(follow.task_id) is follow:
                     del self._follows[follow.task_id]

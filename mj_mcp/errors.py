@@ -17,6 +17,7 @@ MjError                      every error carries `message` and `hint` (what to d
     ├── RateLimitedError     HTTP 429 (with `retry_after` when the upstream said), or new-api's
     │                        code 30 (the group is saturated; `code` is kept)
     ├── UpstreamUnavailableError  5xx, timeouts and transport failures
+    │   ├── UpstreamTimeoutError       no whole answer within MJ_HTTP_TIMEOUT or the caller's deadline
     │   └── SubmitOutcomeUnknownError  a submit may have reached the upstream; it is not re-sent
     └── ProtocolError        a reply that cannot be understood (not JSON, wrong shape)
 ```
@@ -48,6 +49,7 @@ __all__ = [
     "TaskNotFoundError",
     "UpstreamError",
     "UpstreamRejectedError",
+    "UpstreamTimeoutError",
     "UpstreamUnavailableError",
     "validation_problems",
 ]
@@ -176,6 +178,10 @@ class RateLimitedError(UpstreamError):
 
 class UpstreamUnavailableError(UpstreamError):
     """5xx, timeout or a transport failure."""
+
+
+class UpstreamTimeoutError(UpstreamUnavailableError):
+    """A read or download did not finish within its time: MJ_HTTP_TIMEOUT or the caller's deadline."""
 
 
 class SubmitOutcomeUnknownError(UpstreamUnavailableError):

@@ -8,8 +8,11 @@ The functions here take one `Reply` (status, headers, body, the path that was as
 return the model it carries or the error of `errors.py` it means, so that each dialect can be
 tested as one row of a table.
 
-`scrub` is the client's: it removes the API key from any upstream text before that text becomes
-part of a message.
+The key never leaves: `secret_forms` spells the API key the ways an upstream may echo it, the
+client puts those spellings on every `Reply`, and `_json` masks them in every string (keys
+included) of every parsed body, so no model built here carries the key; `scrub` does the same
+for raw text that becomes part of a message. `_json` also cuts JSON nested deeper than
+`MAX_JSON_DEPTH`, so a hostile body cannot make any later step recurse without bound.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar, cast
+from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -55,17 +59,22 @@ __all__ = [
     "ACCOUNT_WORDS",
     "CODE_SATURATED",
     "GLOSSES",
+    "MASK",
+    "MASKED_KEY_MIN",
+    "MAX_JSON_DEPTH",
     "MAX_REPLY_BYTES",
     "Reply",
     "Scrub",
     "cancel_result",
     "gloss",
+    "mask",
     "parse",
     "parse_list",
     "raise_for_http",
     "rejection",
     "retry_after",
     "scrubber",
+    "secret_forms",
     "seed_of",
     "submit_result",
     "task_of",
@@ -80,6 +89,12 @@ CODE_SATURATED: Final = 30
 """new-api: the user's group has no free capacity right now (a rate limit in all but name)."""
 MAX_REPLY_BYTES: Final = 32 * 1024 * 1024
 """The most of a reply the client reads; more is `too_large`."""
+MAX_JSON_DEPTH: Final = 32
+"""Containers nested deeper than this in a reply are read as null (real replies nest 3 or 4 deep)."""
+MASK: Final = "***"
+"""What the key is replaced with wherever the upstream echoed it."""
+MASKED_KEY_MIN: Final = 8
+"""A shorter key is masked in messages only: masking every "x" inside task URLs would break them."""
 ACCOUNT_WORDS: Final = ("账号", "account", "Account", "实例")
 """Words in a code-3 message that mean "no account can take this job", not "no such task"."""
 
@@ -127,19 +142,39 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict[str, str])
     path: str | None = None
     """The path that was requested (with any speed-mode prefix), when known."""
+    redact: tuple[str, ...] = field(default=(), repr=False)
+    """Spellings of the key (`secret_forms`) masked in every string parsed from the body."""
 
     @property
     def empty(self) -> bool:
         return not self.body.strip()
 
 
+def secret_forms(secret: str | None) -> tuple[str, ...]:
+    """The spellings of `secret` an upstream may echo: as is, URL-encoded, JSON-escaped; longest first.
+
+    None for a key shorter than `MASKED_KEY_MIN` (a test key such as "x" guards nothing).
+    """
+    if not secret or len(secret) < MASKED_KEY_MIN:
+        return ()
+    forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def mask(text: str, forms: tuple[str, ...]) -> str:
+    """`text` with every spelling in `forms` replaced by `MASK`."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    return text
+
+
 def scrubber(secret: str | None) -> Scrub:
     """Upstream text made safe for a message: trimmed, the key masked, at most 300 characters."""
+    forms = secret_forms(secret) or ((secret,) if secret else ())
 
     def scrub(text: str) -> str:
-        text = text.strip()
-        if secret:
-            text = text.replace(secret, "***")
+        text = mask(text.strip(), forms)
         return text[:300] + ("…" if len(text) > 300 else "")
 
     return scrub
@@ -296,7 +331,7 @@ def seed_of(endpoint: Endpoint, task_id: str, reply: Reply, scrub: Scrub) -> str
     result = _envelope(endpoint, reply, scrub)
     if result.code != CODE_SUCCESS or not isinstance(result.result, str) or not result.result:
         raise UpstreamRejectedError(
-            f"No seed for task {task_id}: {gloss(result.description) or 'the upstream gave none'}.",
+            f"No seed for task {task_id}: {gloss(scrub(result.description)) or 'the upstream gave none'}.",
             code=result.code,
             hint="Only finished image tasks have a seed; check the task with get_task.",
         )
@@ -323,7 +358,7 @@ def _envelope(endpoint: Endpoint, reply: Reply, scrub: Scrub) -> SubmitResult:
         raise rejection(endpoint, None, str(data.get("message") or ""), reply.status, {}, scrub)
     try:
         return SubmitResult.model_validate(data)
-    except PydanticValidationError:
+    except (PydanticValidationError, RecursionError):
         raise ProtocolError(
             f"The upstream's reply to {endpoint.name} has no valid code.", http_status=reply.status
         ) from None
@@ -357,7 +392,7 @@ def parse(reply: Reply, model: type[_M], what: str) -> _M:
     data = _json(reply)
     try:
         return model.model_validate(data)
-    except PydanticValidationError:
+    except (PydanticValidationError, RecursionError):
         raise ProtocolError(f"The upstream sent something that is not {what}.", http_status=reply.status) from None
 
 
@@ -369,7 +404,7 @@ def parse_list(reply: Reply) -> list[Task]:
         data = cast(dict[str, Any], data).get("content", data)
     try:
         return _TaskList.validate_python(data)
-    except PydanticValidationError:
+    except (PydanticValidationError, RecursionError):
         raise ProtocolError(
             "The upstream sent something that is not a list of tasks.", http_status=reply.status
         ) from None
@@ -387,10 +422,27 @@ def too_large(endpoint: Endpoint, status: int) -> ProtocolError:
 
 
 def _json(reply: Reply) -> Any:
+    """The body as JSON, cut at `MAX_JSON_DEPTH` with the key masked; `_NOT_JSON` if it is none."""
     try:
-        return json.loads(reply.body)
-    except (ValueError, RecursionError):
+        return _clean(json.loads(reply.body), reply.redact, 0)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return _NOT_JSON
+
+
+def _clean(value: Any, forms: tuple[str, ...], depth: int) -> Any:
+    # Recursion stops at MAX_JSON_DEPTH, whatever the body's own depth.
+    if isinstance(value, str):
+        return mask(value, forms)
+    if isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH:
+            return None
+        items = cast(dict[str, Any], value).items()
+        return {mask(key, forms): _clean(item, forms, depth + 1) for key, item in items}
+    if isinstance(value, list):
+        if depth >= MAX_JSON_DEPTH:
+            return None
+        return [_clean(item, forms, depth + 1) for item in cast(list[Any], value)]
+    return value
 
 
 def _is_web_page(reply: Reply) -> bool:

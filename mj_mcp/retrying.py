@@ -5,6 +5,9 @@ it returns a value (done), raises (give up at once), or returns `Again` (worth a
 carrying the error to raise if none is left and, optionally, how long the upstream asked us to
 wait). What is retried therefore stays next to the request that knows it: reads on transport
 failures, 5xx and 429; a submit only when its connection never opened.
+
+A caller with a deadline passes `time_left`: a wait (backoff or Retry-After) that would not end
+before it raises the last error at once instead of sleeping past the caller's own time.
 """
 
 from __future__ import annotations
@@ -47,13 +50,20 @@ async def retrying(
     attempts: int,
     backoff: Callable[[int], float],
     sleep: Sleep,
+    time_left: Callable[[], float] | None = None,
 ) -> _T:
-    """Run `attempt` up to `attempts` times (at least once), sleeping between tries; raise the last error."""
+    """Run `attempt` up to `attempts` times (at least once), sleeping between tries; raise the last error.
+
+    `time_left` (seconds until the caller's deadline): no sleep that would reach it; the last error instead.
+    """
     for number in range(max(1, attempts)):
         outcome = await attempt()
         if not isinstance(outcome, Again):
             return outcome
         if number + 1 >= attempts:
             raise outcome.error
-        await sleep(outcome.after if outcome.after is not None else backoff(number))
+        wait = outcome.after if outcome.after is not None else backoff(number)
+        if time_left is not None and wait >= time_left():
+            raise outcome.error
+        await sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover

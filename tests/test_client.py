@@ -21,6 +21,7 @@ from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import (
     AuthenticationError,
     BannedPromptError,
+    InputError,
     MjError,
     ProtocolError,
     QueueFullError,
@@ -272,9 +273,11 @@ async def test_a_task_id_cannot_escape_its_path_segment(sim: Simulator) -> None:
         return await sim.transport().handle_async_request(request)
 
     async with MjClient(SIM_URL, transport=httpx2.MockTransport(handler)) as mj:
+        with pytest.raises(InputError, match="taskId"):
+            await mj.fetch("../submit/imagine")  # a "/" is refused before any request (issue 12)
         with pytest.raises(TaskNotFoundError):
-            await mj.fetch("../submit/imagine")
-    assert sent == [b"/mj/task/..%2Fsubmit%2Fimagine/fetch"]
+            await mj.fetch("..?x=1#%2F")
+    assert sent == [b"/mj/task/..%3Fx%3D1%23%252F/fetch"]
 
 
 # -- return codes --------------------------------------------------------------------------------

@@ -53,3 +53,21 @@ def test_equal_jitter_keeps_half_and_randomises_half() -> None:
     assert equal_jitter(0, lambda: 0.0) == 0.25
     assert equal_jitter(0, lambda: 1.0) == 0.5
     assert equal_jitter(10, lambda: 1.0) == 8.0
+
+
+async def test_a_wait_that_would_reach_the_callers_deadline_raises_the_last_error_instead() -> None:
+    slept = Slept()
+    left = [5.0]
+
+    async def attempt() -> str | Again:
+        return Again(ValueError("busy"), after=left[0] + 1)
+
+    with pytest.raises(ValueError, match="busy"):
+        await retrying(attempt, attempts=3, backoff=lambda n: 1.0, sleep=slept, time_left=lambda: left[0])
+    assert slept == []
+
+    async def quick() -> str | Again:
+        return Again(ValueError("again")) if not slept else "done"
+
+    assert await retrying(quick, attempts=3, backoff=lambda n: 1.0, sleep=slept, time_left=lambda: 5.0) == "done"
+    assert slept == [1.0]

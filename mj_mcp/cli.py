@@ -117,8 +117,9 @@ def _exit_at_once(signum: int, frame: object) -> None:
     """SIGTERM or SIGINT (Ctrl+C) on stdio: end at once with exit code 0 and no traceback.
 
     The stdio reader blocks on stdin in a worker thread, so an orderly shutdown (which is what
-    SIGINT's KeyboardInterrupt starts) waits for input that never comes. Nothing is lost by stopping here: saved images are published
-    atomically (temporary file, then link) and each audit line is a single write.
+    SIGINT's KeyboardInterrupt starts) waits for input that never comes. Nothing is lost by
+    stopping here: saved images are published atomically (temporary file, then link) and each
+    audit line is a single write.
     """
     os._exit(0)
 

@@ -34,7 +34,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import h11
 from starlette.responses import Response
@@ -155,7 +155,8 @@ class GuardedH11Protocol(H11Protocol):
     def _make_room(self) -> None:
         if len(self.connections) <= self.max_connections:
             return
-        idle = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c is not self and c._evictable()]
+        peers = cast("set[object]", self.connections)  # uvicorn types it loosely
+        idle = [c for c in peers if isinstance(c, GuardedH11Protocol) and c is not self and c._evictable()]
         victim = min(idle, key=lambda c: c._opened, default=self)
         logger.debug("Over %s connections: closed one from %s", self.max_connections, victim.client)
         victim.transport.close()

@@ -116,6 +116,24 @@ async def test_a_head_sent_one_byte_at_a_time_is_not_given_more_time_per_byte() 
         await stream.aclose()
 
 
+async def test_a_second_head_on_a_keep_alive_connection_has_the_same_deadline() -> None:
+    """uvicorn's keep-alive timer stops at the next request's first byte; the head deadline takes over."""
+    async with serving(mcp_app(), header_timeout=1.0) as base:
+        stream = await anyio.connect_tcp("127.0.0.1", port_of(base))
+        await stream.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        with anyio.fail_after(5):
+            while not answer.endswith(b"}"):
+                answer += await stream.receive()
+        assert answer.startswith(b"HTTP/1.1 200")
+        await stream.send(STALLED_HEAD)
+        started = time.monotonic()
+        with anyio.fail_after(4):
+            assert await closed_by_server(stream)
+        assert time.monotonic() - started < 2.5
+        await stream.aclose()
+
+
 async def test_a_request_body_that_stalls_is_cut_off_after_the_idle_timeout() -> None:
     async with serving(mcp_app(), body_idle_timeout=1.0) as base:
         stream = await anyio.connect_tcp("127.0.0.1", port_of(base))

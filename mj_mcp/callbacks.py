@@ -7,13 +7,16 @@ is the only credential, and the body is treated as hostile:
 
 - only `POST` to the exact secret path is served (anything else: 404, without saying why);
 - bodies over `MAX_CALLBACK_BYTES` are refused with 413 before they are read in full;
-- a body must be one JSON Task with an id; anything else is 400;
+- a body must be one JSON Task with an id; anything else (not JSON, not UTF-8, nested too deep
+  to parse, the wrong shape) is 400 with a short JSON error, and an unexpected failure while
+  taking one is a 500 of the same kind: no body can break the route;
 - a Task this process did not submit is ignored (202): a callback can move a task we are
   already waiting for, never create one;
 - duplicates and reordering are settled by the watcher (status order, then progress).
 
 The route is served inside the HTTP app on the HTTP transports, and by a small listener of its
-own (`serve`) on stdio.
+own (`serve`) on stdio, which runs under the same connection limits as the HTTP app
+(`httplimits`: read deadlines, a connection cap, requests in flight bounded per address).
 """
 
 from __future__ import annotations
@@ -94,7 +97,12 @@ class CallbackReceiver:
             return
         if scope["type"] != "http":
             return
-        response = await self._respond(scope, receive)
+        try:
+            response = await self._respond(scope, receive)
+        except Exception:
+            # A bug of ours must not look like the upstream's fault, nor take the route down.
+            logger.exception("Failed to take an upstream callback")
+            response = _answer(500, {"error": "internal error"})
         await response(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive) -> JSONResponse:
@@ -119,7 +127,9 @@ class CallbackReceiver:
             task = Task.model_validate(raw)
             if not task.id:
                 raise ValueError("no id")
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
+            # ValueError covers bad UTF-8 and over-long integers too; RecursionError is JSON
+            # nested deeper than the parser (or the validator) goes.
             self.refused += 1
             return 400, {"error": "expected one JSON Task"}
         if not self.expects(task.id):
@@ -187,6 +197,8 @@ async def serve(
     """
     import uvicorn
 
+    from mj_mcp.httplimits import RequestLimits, guarded_protocol
+
     try:
         sock = listening_socket(host, port)
     except OSError as exc:
@@ -202,7 +214,8 @@ async def serve(
     # log_config=None: uvicorn's default config logs access lines to stdout, which on stdio is
     # the JSON-RPC channel. Its own loggers then go wherever ours go (stderr).
     config = uvicorn.Config(
-        receiver,
+        RequestLimits(receiver),
+        http=guarded_protocol(),
         log_config=None,
         access_log=False,
         lifespan="off",

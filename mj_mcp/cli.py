@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if settings.transport == "stdio":
             server = create_server(settings)
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            signal.signal(signal.SIGTERM, _exit_at_once)
+            signal.signal(signal.SIGINT, _exit_at_once)
             server.run("stdio")
         else:
             from mj_mcp.callbacks import CallbackReceiver
@@ -112,12 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM on stdio: end at once with exit code 0 and no traceback.
+def _exit_at_once(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT (Ctrl+C) on stdio: end at once with exit code 0 and no traceback.
 
-    The stdio reader blocks on stdin in a worker thread, so an orderly shutdown could wait for
-    input that never comes. Nothing is lost by stopping here: saved images are published
-    atomically (temporary file, then link) and each audit line is a single write.
+    The stdio reader blocks on stdin in a worker thread, so an orderly shutdown (which is what
+    SIGINT's KeyboardInterrupt starts) waits for input that never comes. Nothing is lost by
+    stopping here: saved images are published atomically (temporary file, then link) and each
+    audit line is a single write.
     """
     os._exit(0)
 

@@ -1,10 +1,17 @@
 """Serving the MCP server over HTTP: Streamable HTTP (`/mcp`) or SSE, plus `/health`.
 
-Guards, outermost first: a request-body cap on every route (`max_request_bytes`: 413 for a
+Guards, outermost first: bounds on requests in flight, in all and per client address (503 and
+429; `httplimits.RequestLimits`); a request-body cap on every route (`max_request_bytes`: 413 for a
 declared or streamed body beyond it); a bearer-token check (when `MJ_MCP_TOKEN` is set) on every
 route but `/health`, compared in constant time; then the SDK's DNS-rebinding protection, which
 only lets through the Host/Origin values of loopback and `MJ_ALLOWED_HOSTS`. Binding a
-non-loopback address without a token is refused before anything listens.
+non-loopback address without a token is refused before anything listens. Under all of them,
+uvicorn runs `httplimits`' protocol: request heads and bodies have read deadlines, and the open
+connections are capped below the file-descriptor limit.
+
+`/health` answers 503 once the app's lifespan has ended (the MCP session manager and the server's
+background tasks died, or the server is shutting down), so a load balancer replaces the instance
+instead of sending clients to a server whose every call fails.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from mj_mcp import __version__
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.config import Settings
 from mj_mcp.errors import SettingsError
+from mj_mcp.httplimits import RequestLimits, guarded_protocol
 
 __all__ = ["BodySizeLimitMiddleware", "build_http_app", "check_bind", "max_request_bytes", "serve_http"]
 
@@ -177,6 +185,36 @@ def _security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
+class Liveness:
+    """Whether the app still serves: False once its lifespan has ended, for whatever reason."""
+
+    def __init__(self) -> None:
+        self.ended = False
+
+
+class LifespanWatch:
+    """Marks `liveness` ended when the app's lifespan returns or raises.
+
+    With Streamable HTTP the lifespan runs the MCP session manager, and inside it the server's
+    own lifespan with its background tasks; if one of them dies, the lifespan ends with it while
+    uvicorn keeps answering, and every MCP request then fails ("Task group is not initialized").
+    An app served without a lifespan (an in-process test client) counts as serving.
+    """
+
+    def __init__(self, app: ASGIApp, liveness: Liveness) -> None:
+        self.app = app
+        self.liveness = liveness
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.liveness.ended = True
+
+
 class CallbackRoute:
     """Sends the upstream's callbacks (under /mj-callback/) to the receiver, everything else on.
 
@@ -197,9 +235,12 @@ class CallbackRoute:
 
 def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: CallbackReceiver | None = None) -> ASGIApp:
     """The ASGI app for `settings.transport` (streamable-http or sse), with its guards."""
+    liveness = Liveness()
 
     @server.custom_route("/health", methods=["GET"])
     async def health(_request: Request) -> Response:  # pyright: ignore[reportUnusedFunction]
+        if liveness.ended:
+            return JSONResponse({"status": "unavailable", "name": "mj-mcp", "version": __version__}, status_code=503)
         return JSONResponse({"status": "ok", "name": "mj-mcp", "version": __version__})
 
     security = _security(settings)
@@ -214,11 +255,12 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: Cal
             host=settings.host,
             max_request_body_size=max_request_bytes(settings),  # the SDK's default 4 MiB refuses a blend
         )
+    app = LifespanWatch(app, liveness)
     if settings.mcp_token is not None:
         app = BearerTokenMiddleware(app, settings.mcp_token.get_secret_value())
     if callbacks is not None:
         app = CallbackRoute(app, callbacks)
-    return BodySizeLimitMiddleware(app, max_request_bytes(settings))
+    return RequestLimits(BodySizeLimitMiddleware(app, max_request_bytes(settings)))
 
 
 def serve_http(server: MCPServer[Any], settings: Settings, *, callbacks: CallbackReceiver | None = None) -> None:
@@ -234,4 +276,5 @@ def serve_http(server: MCPServer[Any], settings: Settings, *, callbacks: Callbac
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
+        http=guarded_protocol(),
     )

@@ -22,7 +22,6 @@ own (`serve`) on stdio, which runs under the same connection limits as the HTTP 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 import socket
@@ -32,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.abc
-from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from mj_mcp import replies
+from mj_mcp.errors import ProtocolError
 from mj_mcp.models import Task
 from mj_mcp.streams import declared_too_large, read_capped
 
@@ -57,8 +57,18 @@ REMEMBERED_TASKS: Final = 10_000
 class CallbackReceiver:
     """Receives upstream callbacks (an ASGI app) and hands them to the watcher."""
 
-    def __init__(self, public_url: str, *, secret: str | None = None, remember: int = REMEMBERED_TASKS) -> None:
+    def __init__(
+        self,
+        public_url: str,
+        *,
+        secret: str | None = None,
+        remember: int = REMEMBERED_TASKS,
+        redact: tuple[str, ...] = (),
+    ) -> None:
         self.secret = secret or secrets.token_urlsafe(32)
+        self._redact = redact
+        """Spellings of the upstream key (`replies.secret_forms`): masked in every callback's strings,
+        as in every reply, so that an upstream echoing the key cannot leak it through a callback."""
         self.path = CALLBACK_PREFIX + self.secret
         self.hook_url = public_url.rstrip("/") + self.path
         self._remember = remember
@@ -121,15 +131,12 @@ class CallbackReceiver:
     def take(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Handle one callback body; the HTTP status and JSON answer for the upstream."""
         try:
-            raw = json.loads(body)
-            if not isinstance(raw, dict):
-                raise ValueError("not an object")
-            task = Task.model_validate(raw)
+            # Read as a reply is: nesting cut at a bounded depth, the key masked in every string.
+            task = replies.parse(replies.Reply(200, body, redact=self._redact), Task, "a task")
             if not task.id:
                 raise ValueError("no id")
-        except (ValueError, ValidationError, RecursionError):
-            # ValueError covers bad UTF-8 and over-long integers too; RecursionError is JSON
-            # nested deeper than the parser (or the validator) goes.
+        except (ValueError, ProtocolError):
+            # Not JSON, not one Task object (a list, bad UTF-8, over-long integers), or no id.
             self.refused += 1
             return 400, {"error": "expected one JSON Task"}
         if not self.expects(task.id):

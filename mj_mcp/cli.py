@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mj_mcp.transports import serve_http
 
             # On HTTP the callback route lives in the same app as /mcp.
-            callbacks = CallbackReceiver(settings.public_url) if settings.public_url else None
+            callbacks = (
+                CallbackReceiver(settings.public_url, redact=settings.key_forms()) if settings.public_url else None
+            )
             server = create_server(settings, callbacks=callbacks)
             serve_http(server, settings, callbacks=callbacks)
     except SettingsError as exc:

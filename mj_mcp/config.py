@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mj_mcp.errors import SettingsError, validation_problems
 from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES
 from mj_mcp.models import AuthHeader, Mode, ModePrefix
+from mj_mcp.replies import secret_forms
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
@@ -188,6 +189,10 @@ class Settings(BaseSettings):
         if self.output_dir is not None:
             dirs.append(self.output_dir)
         return [d.expanduser().resolve() for d in dirs]
+
+    def key_forms(self) -> tuple[str, ...]:
+        """The spellings of the upstream key to mask in everything the upstream sends back."""
+        return secret_forms(self.api_key.get_secret_value() if self.api_key else None)
 
 
 ENV_NAMES: Final[dict[str, str]] = {name: f"MJ_{name.upper()}" for name in Settings.model_fields}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import mj_mcp.httplimits
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.models import Task
+from mj_mcp.replies import secret_forms
 from tests.test_transports import free_port
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +107,23 @@ async def test_the_stdio_listener_refuses_deep_bodies_and_drops_stalled_heads(
             assert time.monotonic() - started < 3
             await stalled.aclose()
             tg.cancel_scope.cancel()
+
+
+async def test_a_key_echoed_in_a_callback_is_masked_before_the_task_is_taken() -> None:
+    key = "sk-callback-SECRET-0123456789"
+    receiver = CallbackReceiver(PUBLIC + "/", redact=secret_forms(key))
+    receiver.expect("1")
+    pushed: list[Task] = []
+
+    class Watcher:
+        def push(self, task: Task) -> bool:
+            pushed.append(task)
+            return True
+
+    receiver.attach(Watcher())  # type: ignore[arg-type]
+    body = {"id": "1", "status": "FAILURE", "failReason": f"account {key} disabled", "prompt": key}
+    status, _ = receiver.take(json.dumps(body).encode())
+    assert status == 200
+    (task,) = pushed
+    assert key not in task.model_dump_json()
+    assert "***" in (task.fail_reason or "")

@@ -45,7 +45,7 @@ class CallbackWiring:
         if injected is not None:
             return cls(injected, serve_own=False)
         if settings.public_url is not None and settings.transport == "stdio":
-            return cls(CallbackReceiver(settings.public_url), serve_own=True)
+            return cls(CallbackReceiver(settings.public_url, redact=settings.key_forms()), serve_own=True)
         return None
 
 

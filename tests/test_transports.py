@@ -109,9 +109,11 @@ def test_starting_without_a_key_exits_2_naming_the_variables(tmp_path: Path) -> 
 # -- HTTP over a real socket ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def http_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """One server per transport, shared by both protocol eras: each test opens its own session."""
     transport, *extra = request.param
+    tmp_path = tmp_path_factory.mktemp(transport)
     # Port 0: the server takes a port the kernel chose and names it in its startup line (no race).
     args = ["--simulator", "--transport", transport, "--port", "0", "--log-level", "INFO", *extra]
     with serving(args, child_env(tmp_path, MJ_MCP_TOKEN="s3cret"), tmp_path / "server.log") as base:
@@ -119,6 +121,7 @@ def http_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("http-servers")  # on one worker, which starts each server once
 @pytest.mark.parametrize("http_server", [("streamable-http",), ("streamable-http", "--stateless")], indirect=True)
 async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
     async with httpx2.AsyncClient() as anonymous:
@@ -134,6 +137,7 @@ async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("http-servers")
 @pytest.mark.parametrize("http_server", [("sse",)], indirect=True)
 async def test_sse_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
     with anyio.fail_after(60):

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,42 +109,66 @@ def test_starting_without_a_key_exits_2_naming_the_variables(tmp_path: Path) -> 
 # -- HTTP over a real socket ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
-    """One server per transport, shared by both protocol eras: each test opens its own session."""
+ERAS = ("auto", "legacy")
+"""Both protocol eras, each in its own session on one server: a server costs more to start than a session."""
+
+
+@pytest.fixture
+def http_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     transport, *extra = request.param
-    tmp_path = tmp_path_factory.mktemp(transport)
     # Port 0: the server takes a port the kernel chose and names it in its startup line (no race).
     args = ["--simulator", "--transport", transport, "--port", "0", "--log-level", "INFO", *extra]
     with serving(args, child_env(tmp_path, MJ_MCP_TOKEN="s3cret"), tmp_path / "server.log") as base:
         yield base
 
 
+async def in_each_era(session: Callable[[str], Awaitable[tuple[Any, list[float]]]]) -> None:
+    """Run `session(era)` for both eras at once, and check each imagine finished with full progress."""
+    outcomes: dict[str, tuple[Any, list[float]]] = {}
+
+    async def one(era: str) -> None:
+        outcomes[era] = await session(era)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for era in ERAS:
+                tg.start_soon(one, era)
+    for era, (result, seen) in outcomes.items():
+        assert not result.is_error, era
+        assert seen and seen[-1] == 100, era
+    assert set(outcomes) == set(ERAS)
+
+
 @pytest.mark.slow
-@pytest.mark.xdist_group("http-servers")  # on one worker, which starts each server once
-@pytest.mark.parametrize("http_server", [("streamable-http",), ("streamable-http", "--stateless")], indirect=True)
-async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    "http_server",
+    [("streamable-http",), ("streamable-http", "--stateless")],
+    indirect=True,
+    ids=["stateful", "stateless"],
+)
+async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_server: str) -> None:
     async with httpx2.AsyncClient() as anonymous:
         denied = await anonymous.post(f"{http_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert denied.status_code == 401
-    headers = {"Authorization": "Bearer s3cret"}
-    with anyio.fail_after(60):
-        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+
+    async def session(era: str) -> tuple[Any, list[float]]:
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}, timeout=30) as http:
             transport = streamable_http_client(f"{http_server}/mcp", http_client=http)
-            async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
-                result, seen = await imagine_with_progress(client)
-    assert not result.is_error and seen and seen[-1] == 100
+            async with Client(transport, mode=era) as client:  # type: ignore[arg-type]
+                return await imagine_with_progress(client)
+
+    await in_each_era(session)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("http-servers")
-@pytest.mark.parametrize("http_server", [("sse",)], indirect=True)
-async def test_sse_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
-    with anyio.fail_after(60):
+@pytest.mark.parametrize("http_server", [("sse",)], indirect=True, ids=["sse"])
+async def test_sse_serves_tools_with_progress_behind_the_token(http_server: str) -> None:
+    async def session(era: str) -> tuple[Any, list[float]]:
         transport = sse_client(f"{http_server}/sse", headers={"Authorization": "Bearer s3cret"})
-        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
-            result, seen = await imagine_with_progress(client)
-    assert not result.is_error and seen and seen[-1] == 100
+        async with Client(transport, mode=era) as client:  # type: ignore[arg-type]
+            return await imagine_with_progress(client)
+
+    await in_each_era(session)
 
 
 # -- HTTP guards, in process ---------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Shared fixtures: a simulated upstream on a shared fake clock, the real client, the real server."""
+"""Shared fixtures: a simulated upstream on a shared fake clock, the real client, the real server.
+
+Plain helpers (no fixtures) are in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,27 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mj_mcp.client import MjClient
 from mj_mcp.config import Settings, load_settings
-from mj_mcp.server import App, create_server
+from mj_mcp.server import Runtime, create_server
 from mj_mcp.simulator import Quirks, Simulator
+from tests.helpers import SIM_URL, FakeClock
 
-SIM_URL = "http://sim.test"
+__all__ = ["SIM_URL", "FakeClock"]  # still importable from here, for modules not yet moved to tests.helpers
+
+# The same examples on every run: a failure reproduces, and a run's time does not depend on luck.
+# HYPOTHESIS_PROFILE=explore draws new examples (and keeps found failures in .hypothesis/).
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -32,40 +44,6 @@ def _no_mj_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("MJ_"):
             monkeypatch.delenv(name)
-
-
-class FakeClock:
-    """Simulated time shared by the simulator (its clock) and the watcher (now/sleep).
-
-    `sleep` moves time forward instead of waiting, then yields once: whole job lifecycles run
-    in milliseconds, and every waiting decision still sees consistent time.
-    """
-
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.t = start
-        self.slept: list[float] = []
-        self._moved: anyio.Event | None = None
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(max(0.0, seconds))
-        await anyio.lowlevel.checkpoint()
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-        if self._moved is not None and seconds:
-            self._moved.set()
-            self._moved = None
-
-    async def moved_from(self, t: float) -> None:
-        """Return once the time is no longer `t` (for helpers that act when time moves)."""
-        while self.t == t:
-            if self._moved is None:
-                self._moved = anyio.Event()
-            await self._moved.wait()
 
 
 @pytest.fixture
@@ -101,12 +79,12 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-ServerFactory = Callable[..., MCPServer[App]]
+ServerFactory = Callable[..., MCPServer[Runtime]]
 
 
 @pytest.fixture
 def make_server(settings: Settings, mj: MjClient, clock: FakeClock) -> ServerFactory:
-    def make(**overrides: Any) -> MCPServer[App]:
+    def make(**overrides: Any) -> MCPServer[Runtime]:
         s = settings.model_copy(update=overrides) if overrides else settings
         return create_server(s, mj, clock=clock)
 

@@ -16,7 +16,7 @@ from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.models import Task
 from mj_mcp.replies import secret_forms
-from tests.test_transports import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +27,19 @@ from mj_mcp.server import create_server
 from mj_mcp.simulator import Simulator
 from mj_mcp.transports import CallbackRoute
 from mj_mcp.waiting import SAFETY_NET_INTERVAL, TaskWatcher
-from tests.conftest import FakeClock
-from tests.test_transports import child_env, free_port, wait_healthy
+from tests.helpers import (
+    PUBLIC,
+    FakeClock,
+    callback_session,
+    child_env,
+    free_port,
+    http_to,
+    lists,
+    serving,
+    serving_on_a_free_port,
+)
 
 pytestmark = pytest.mark.anyio
-
-PUBLIC = "http://mj-mcp.test"
-
-
-def lists(sim: Simulator) -> int:
-    return sum(1 for _, path in sim.request_log if path.endswith("/list-by-condition"))
-
-
-@asynccontextmanager
-async def http_to(app: Any) -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=PUBLIC) as http:
-        yield http
-
-
-def poster(http: httpx2.AsyncClient) -> Callable[[str, bytes], Awaitable[object]]:
-    async def post(url: str, body: bytes) -> object:
-        response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
-        response.raise_for_status()
-        return response
-
-    return post
-
 
 # -- the route -----------------------------------------------------------------------------------
 
@@ -227,32 +212,6 @@ async def test_a_push_for_an_unwatched_task_changes_nothing(mj: MjClient, clock:
 # -- through the server ---------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def callback_session(
-    settings: Settings, mj: MjClient, sim: Simulator, clock: FakeClock
-) -> AsyncIterator[tuple[Client, CallbackReceiver]]:
-    """A server with MJ_PUBLIC_URL, and an upstream that calls it back over (in-process) HTTP."""
-    receiver = CallbackReceiver(PUBLIC)
-    server = create_server(settings.model_copy(update={"public_url": PUBLIC}), mj, clock=clock, callbacks=receiver)
-
-    async def pump(post: Callable[[str, bytes], Awaitable[object]]) -> None:
-        # Calls back as soon as (fake) time has moved, without moving it itself: the server's
-        # own sleeps drive time, as real time would. A task changes only when time moves.
-        while True:
-            seen = clock.now()
-            await sim.send_callbacks(post)
-            await clock.moved_from(seen)
-
-    async with (
-        http_to(receiver) as http,
-        Client(server, mode="legacy") as client,  # type: ignore[arg-type]
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(pump, poster(http))
-        yield client, receiver
-        tg.cancel_scope.cancel()
-
-
 async def test_submits_carry_the_hook_and_a_wait_follows_the_callbacks_not_the_polls(
     settings: Settings, mj: MjClient, sim: Simulator, clock: FakeClock
 ) -> None:
@@ -332,45 +291,38 @@ async def test_a_failed_callback_is_dropped_like_the_upstream_does(sim: Simulato
 # -- end to end, over real HTTP --------------------------------------------------------------------
 
 
-@contextmanager
-def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
-    """A console-script subprocess, logging to `log`, ended when the block ends."""
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", *args], stdout=out, stderr=out, env=env)
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["stdio", "streamable-http"])
 async def test_the_console_script_takes_callbacks_from_a_standalone_upstream(tmp_path: Path, transport: str) -> None:
-    upstream_port, own_port = free_port(), free_port()
-    upstream = f"http://127.0.0.1:{upstream_port}"
-    public = f"http://127.0.0.1:{own_port}"
     sim_log = tmp_path / "simulator.log"
-    env = child_env(
-        tmp_path,
-        MJ_BASE_URL=upstream,
-        MJ_API_KEY="any-key",
-        MJ_PUBLIC_URL=public,
-        MJ_PORT=str(own_port),
-        MJ_POLL_INTERVAL="2",
-    )
-    with (
-        running(["simulate", "--port", str(upstream_port), "--job-seconds", "4"], child_env(tmp_path), sim_log),
-        anyio.fail_after(60),
-    ):
-        await wait_listening(f"{upstream}/mj/task/list")
+
+    def env_for(own_port: int) -> dict[str, str]:
+        return child_env(
+            tmp_path,
+            MJ_BASE_URL=upstream,
+            MJ_API_KEY="any-key",
+            MJ_PUBLIC_URL=f"http://127.0.0.1:{own_port}",
+            MJ_PORT=str(own_port),
+            MJ_POLL_INTERVAL="2",
+            MJ_LOG_LEVEL="INFO",  # uvicorn's startup line tells when it listens
+        )
+
+    sim_args = ["simulate", "--port", "0", "--job-seconds", "4"]
+    with serving(sim_args, child_env(tmp_path), sim_log) as upstream, anyio.fail_after(60):
         if transport == "stdio":
-            params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp"], env=env)
+            own_port = free_port()
+            params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp"], env=env_for(own_port))
             with (tmp_path / "server.log").open("w") as errlog:
                 async with Client(stdio_client(params, errlog=errlog)) as client:  # type: ignore[arg-type]
                     result = await client.call_tool("imagine", {"prompt": "a harbour at night"})
+            public = f"http://127.0.0.1:{own_port}"
         else:
-            with running(["--transport", "streamable-http"], env, tmp_path / "server.log"):
-                await wait_healthy(public)
+
+            def args_for(own_port: int) -> tuple[list[str], dict[str, str]]:
+                return ["--transport", "streamable-http"], env_for(own_port)
+
+            # The public URL names the port, so it is chosen beforehand (and retried if taken).
+            with serving_on_a_free_port(args_for, tmp_path / "server.log") as public:
                 async with Client(f"{public}/mcp") as client:
                     result = await client.call_tool("imagine", {"prompt": "a harbour at night"})
     assert not result.is_error
@@ -379,17 +331,6 @@ async def test_the_console_script_takes_callbacks_from_a_standalone_upstream(tmp
     assert result.structured_content["properties"]["notifyHook"].startswith(f"{public}{CALLBACK_PREFIX}")
     polls = sim_log.read_text().count("/mj/task/list-by-condition")
     assert polls <= 2, f"{polls} polls: the callbacks did not replace them"  # ~4 for a 4 s job without
-
-
-async def wait_listening(url: str) -> None:
-    with anyio.fail_after(30):
-        async with httpx2.AsyncClient() as http:
-            while True:
-                try:
-                    await http.get(url)
-                    return
-                except httpx2.TransportError:
-                    await anyio.sleep(0.05)  # readiness poll of a starting subprocess
 
 
 async def test_the_stdio_listener_serves_the_route_on_its_port_and_stops_when_cancelled(

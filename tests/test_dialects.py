@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from PIL import Image
 
 from mj_mcp.client import MjClient
@@ -22,8 +22,7 @@ from mj_mcp.errors import AuthenticationError
 from mj_mcp.models import ImagineRequest
 from mj_mcp.server import create_server
 from mj_mcp.simulator import FAIL_REASON, Quirks, Simulator
-from tests.conftest import SIM_URL, FakeClock
-from tests.test_callbacks import callback_session, lists
+from tests.helpers import SIM_URL, FakeClock, callback_session, lists, text
 
 pytestmark = pytest.mark.anyio
 
@@ -39,10 +38,6 @@ ACCEPTED: dict[str, set[str]] = {
     # new-api strips "Bearer " and "sk-", and falls back to mj-api-secret.
     "new-api": {"bearer", "mj-api-secret", "authorization"},
 }
-
-
-def text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 # -- the client against each auth dialect -------------------------------------------------------

@@ -27,7 +27,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from mj_mcp.audit import AUDIT_FILE
@@ -36,17 +36,11 @@ from mj_mcp.config import Settings
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.server import create_server
 from mj_mcp.simulator import Fault, FaultKind, ManualClock, Simulator
-from tests.conftest import SIM_URL, FakeClock
-from tests.test_server import TOOL_NAMES, data_uri
-from tests.test_transports import child_env, free_port, wait_healthy
+from tests.helpers import SIM_URL, TOOL_NAMES, FakeClock, child_env, data_uri, serving, text
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-SECRET-4f9c2a7e1b8d"
-
-
-def text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 @asynccontextmanager
@@ -333,7 +327,8 @@ class RawStdio:
                 self.written.extend(line)
                 self._lines.put(line)
 
-        threading.Thread(target=drain, daemon=True).start()
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         self._send({"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})})
@@ -356,63 +351,62 @@ class RawStdio:
         self.proc.stdin.flush()
 
 
+@pytest.mark.slow
 def test_the_console_script_never_writes_the_key_to_stdout_or_its_debug_log(tmp_path: Path) -> None:
-    port = free_port()
-    upstream = f"http://127.0.0.1:{port}"
-    env = child_env(tmp_path, MJ_BASE_URL=upstream, MJ_API_KEY=KEY)
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "mj_mcp", "simulate", "--port", str(port), "--job-seconds", "1", "--api-key", KEY],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=child_env(tmp_path),
-    )
+    sim_args = ["simulate", "--port", "0", "--job-seconds", "1", "--api-key", KEY]
     errlog = tmp_path / "server-stderr.log"
-    try:
-        with errlog.open("wb") as err:
-            server = subprocess.Popen(
+    with serving(sim_args, child_env(tmp_path), tmp_path / "simulator.log") as upstream:
+        env = child_env(tmp_path, MJ_BASE_URL=upstream, MJ_API_KEY=KEY)
+        with (
+            errlog.open("wb") as err,
+            subprocess.Popen(
                 [sys.executable, "-m", "mj_mcp", "--log-level", "DEBUG"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
                 env=env,
-            )
-        try:
-            anyio.run(wait_healthy, upstream)
-            peer = RawStdio(server)
-            hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-            assert "result" in peer.request("initialize", hello)
-            peer.notify("notifications/initialized")
-            grid = peer.call("imagine", {"prompt": "a lighthouse"})  # waits, with progress, saves the image
-            assert not grid.get("isError"), grid
-            task_id = grid["structuredContent"]["id"]
-            assert not peer.call("action", {"taskId": task_id, "customId": "U1", "wait": False}).get("isError")
-            for tool, args in [
-                ("get_task", {"taskId": task_id}),
-                ("list_tasks", {"ids": [task_id]}),
-                ("recent_tasks", {}),
-                ("task_queue", {}),
-                ("image_seed", {"taskId": task_id}),
-            ]:
-                assert not peer.call(tool, args).get("isError"), tool
-            for tool, args in [
-                ("imagine", {"prompt": "a bannedword here"}),
-                ("get_task", {"taskId": "no-such-task"}),
-                ("describe", {"base64": "/etc/passwd"}),
-                ("imagine", {}),
-            ]:
-                assert peer.call(tool, args).get("isError"), tool
-            for uri in [f"mj://tasks/{task_id}", f"mj://tasks/{task_id}/image", "mj://tasks/recent", "mj://queue"]:
-                assert "result" in peer.request("resources/read", {"uri": uri}), uri
-            assert server.stdin is not None
-            server.stdin.close()  # EOF ends the server
-            assert server.wait(timeout=30) == 0
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-    finally:
-        simulator.terminate()
-        simulator.wait(timeout=10)
+            ) as server,  # closes its pipes
+        ):
+            peer: RawStdio | None = None
+            try:
+                peer = RawStdio(server)
+                hello = {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                }
+                assert "result" in peer.request("initialize", hello)
+                peer.notify("notifications/initialized")
+                grid = peer.call("imagine", {"prompt": "a lighthouse"})  # waits, with progress, saves the image
+                assert not grid.get("isError"), grid
+                task_id = grid["structuredContent"]["id"]
+                assert not peer.call("action", {"taskId": task_id, "customId": "U1", "wait": False}).get("isError")
+                for tool, args in [
+                    ("get_task", {"taskId": task_id}),
+                    ("list_tasks", {"ids": [task_id]}),
+                    ("recent_tasks", {}),
+                    ("task_queue", {}),
+                    ("image_seed", {"taskId": task_id}),
+                ]:
+                    assert not peer.call(tool, args).get("isError"), tool
+                for tool, args in [
+                    ("imagine", {"prompt": "a bannedword here"}),
+                    ("get_task", {"taskId": "no-such-task"}),
+                    ("describe", {"base64": "/etc/passwd"}),
+                    ("imagine", {}),
+                ]:
+                    assert peer.call(tool, args).get("isError"), tool
+                for uri in [f"mj://tasks/{task_id}", f"mj://tasks/{task_id}/image", "mj://tasks/recent", "mj://queue"]:
+                    assert "result" in peer.request("resources/read", {"uri": uri}), uri
+                assert server.stdin is not None
+                server.stdin.close()  # EOF ends the server
+                assert server.wait(timeout=30) == 0
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
+                if peer is not None:
+                    peer.reader.join(timeout=10)  # it ends at the child's EOF, before its pipe is closed
     logged = errlog.read_bytes()
     assert b"DEBUG" in logged and b"/mj/submit/imagine" in logged  # the upstream calls were logged
     assert b"Traceback" not in logged
@@ -839,6 +833,7 @@ def _hostile_lines(count: int) -> list[bytes]:
     return lines[:count]
 
 
+@pytest.mark.slow
 def test_the_stdio_server_survives_a_thousand_hostile_lines_and_ends_on_sigterm(tmp_path: Path) -> None:
     with (tmp_path / "stderr.log").open("wb") as errlog:
         proc = subprocess.Popen(
@@ -893,6 +888,9 @@ def test_the_stdio_server_survives_a_thousand_hostile_lines_and_ends_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(timeout=10)  # it ends at the child's EOF
+        proc.stdin.close()
+        stdout.close()
     assert code == 0  # cli.py ends stdio on SIGTERM with exit code 0
     stderr = (tmp_path / "stderr.log").read_text(errors="replace")
     assert "Traceback" not in stderr

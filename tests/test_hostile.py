@@ -32,7 +32,7 @@ from mj_mcp.server import create_server
 from mj_mcp.waiting import TaskWatcher
 from tests.hostile import TASK_ID, HostileUpstream, Misbehaviour, RouteName, every_string, serve_hostile
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TIMEOUT = 3.0
 SLACK = 2.0

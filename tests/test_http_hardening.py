@@ -27,7 +27,7 @@ from mj_mcp.config import load_settings
 from mj_mcp.httplimits import RequestLimits, connection_cap, guarded_protocol
 from mj_mcp.server import create_server
 from mj_mcp.transports import build_http_app
-from tests.test_transports import child_env, free_port
+from tests.helpers import child_env, free_port
 
 pytestmark = pytest.mark.anyio
 

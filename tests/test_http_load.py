@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import socket
 import ssl
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -219,16 +220,29 @@ async def serving_over_loopback(settings: Settings, mj: MjClient) -> AsyncIterat
         yield base
 
 
+class SignallingServer(uvicorn.Server):
+    """A uvicorn server that sets `listening` once its sockets listen (uvicorn itself offers only a flag)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
 @asynccontextmanager
 async def uvicorn_on_a_free_port(app: Any, lifespan: str) -> AsyncIterator[str]:
-    """`app` served by uvicorn in this event loop, over real loopback HTTP; yields its base URL."""
+    """`app` served by uvicorn in this event loop, over real loopback HTTP; yields its base URL.
+
+    Port 0: the kernel picks a free port as uvicorn binds it, and the URL reads it back (no race)."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan=lifespan)
-    server = uvicorn.Server(config)
+    server = SignallingServer(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
-                await anyio.sleep(0.01)  # readiness poll of the server starting in this loop
+            await server.listening.wait()
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
             yield f"http://127.0.0.1:{port}"
@@ -256,6 +270,7 @@ def assert_ok(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
+@pytest.mark.slow
 async def test_200_concurrent_calls_in_one_session_and_50_concurrent_sessions_all_succeed_in_bounded_memory(
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -335,6 +350,7 @@ async def test_200_concurrent_calls_in_one_session_and_50_concurrent_sessions_al
     assert rss_growth < 200 * 2**20, f"resident memory grew by {rss_growth / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["connection_reset", "read_timeout"])
 async def test_over_real_http_a_simulated_reset_or_timeout_drops_the_connection(kind: FaultKind) -> None:
     sim = Simulator(clock=ManualClock())

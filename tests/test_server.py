@@ -33,33 +33,15 @@ from mj_mcp.server.dispatch import call_result
 from mj_mcp.server.schema import arguments_model, input_schema, model_schema
 from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
-from tests.conftest import FakeClock, ServerFactory
+from tests.conftest import ServerFactory
+from tests.helpers import TOOL_NAMES, FakeClock, data_uri, png_bytes, text
 
 pytestmark = pytest.mark.anyio
 
-TOOL_NAMES = [
-    "imagine", "blend", "describe", "shorten", "action", "modal", "swap_face", "video", "edit",
-    "upload_images", "show", "change", "simple_change", "get_task", "list_tasks", "query_tasks",
-    "recent_tasks", "task_queue", "image_seed", "cancel_task",
-]  # fmt: skip
 JOB_TOOLS = TOOL_NAMES[:13]
 READ_TOOLS = ["get_task", "list_tasks", "query_tasks", "recent_tasks", "task_queue", "image_seed"]
 
 Progress = list[tuple[float, float | None, str | None]]
-
-
-def text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-def png_bytes(color: str = "red", size: tuple[int, int] = (96, 64)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def data_uri(color: str = "red") -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(color)).decode()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_transports import child_env
+from tests.helpers import child_env
 
 INITIALIZE = {
     "jsonrpc": "2.0",

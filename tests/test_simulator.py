@@ -1475,7 +1475,7 @@ async def test_the_standalone_app_sends_callbacks_between_startup_and_shutdown()
     async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim.test") as http:
         reply = await http.post("/mj/submit/imagine", json={"prompt": "x", "notifyHook": "http://hook.test/cb"})
     assert reply.json()["code"] == 1
-    with anyio.fail_after(10), pytest.MonkeyPatch.context() as patch:
+    with anyio.fail_after(10), pytest.MonkeyPatch.context() as patch, to_app, from_test, to_test, from_app:
         patch.setattr(httpx2, "AsyncClient", hooked_client)
         async with anyio.create_task_group() as tg:
             tg.start_soon(sim.standalone_app(), {"type": "lifespan"}, from_test.receive, to_test.send)

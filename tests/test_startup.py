@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import json, sys
 import anyio
@@ -26,6 +28,7 @@ print(json.dumps({"tools": count, "loaded": sorted(m for m in heavy if m in sys.
 """
 
 
+@pytest.mark.slow
 def test_a_simulator_session_up_to_tools_list_imports_no_pillow_no_connection_stack_and_no_simulator_yet() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
     done = subprocess.run(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,9 @@ from mj_mcp.config import Settings, load_settings
 from mj_mcp.errors import SettingsError
 from mj_mcp.server import create_server
 from mj_mcp.transports import build_http_app, check_bind
+from tests.helpers import child_env, serving
 
 pytestmark = pytest.mark.anyio
-
-FAST_SIM = {"MJ_SIM_JOB_SECONDS": "1", "MJ_POLL_INTERVAL": "0.2"}
-
-
-def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
-    env.update(FAST_SIM)
-    env["MJ_OUTPUT_DIR"] = str(tmp_path / "out")
-    env.update(extra)
-    return env
 
 
 async def imagine_with_progress(client: Client) -> tuple[Any, list[float]]:
@@ -51,6 +41,7 @@ async def imagine_with_progress(client: Client) -> tuple[Any, list[float]]:
 # -- stdio -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_console_script_serves_stdio_with_progress_and_resources(tmp_path: Path, mode: str) -> None:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "mj_mcp", "--simulator"], env=child_env(tmp_path)
@@ -68,6 +59,7 @@ async def test_the_console_script_serves_stdio_with_progress_and_resources(tmp_p
     assert list((tmp_path / "out").glob("imagine-*.png"))
 
 
+@pytest.mark.slow
 def test_stdout_carries_only_json_rpc_and_eof_ends_the_server(tmp_path: Path) -> None:
     requests = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -76,25 +68,25 @@ def test_stdout_carries_only_json_rpc_and_eof_ends_the_server(tmp_path: Path) ->
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "imagine", "arguments": {}}},
     ]  # fmt: skip
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "mj_mcp", "--simulator", "--log-level", "DEBUG"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=child_env(tmp_path),
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    lines: list[dict[str, Any]] = []
-    for message in requests:
-        proc.stdin.write(json.dumps(message) + "\n")
-        proc.stdin.flush()
-        if "id" in message:
-            lines.append(json.loads(proc.stdout.readline()))
-    proc.stdin.close()  # EOF: the server must end cleanly
-    assert proc.wait(timeout=30) == 0
-    assert proc.stdout.read() == ""
-    stderr = proc.stderr.read() if proc.stderr else ""
+    ) as proc:  # closes its pipes
+        assert proc.stdin is not None and proc.stdout is not None
+        lines: list[dict[str, Any]] = []
+        for message in requests:
+            proc.stdin.write(json.dumps(message) + "\n")
+            proc.stdin.flush()
+            if "id" in message:
+                lines.append(json.loads(proc.stdout.readline()))
+        proc.stdin.close()  # EOF: the server must end cleanly
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout.read() == ""
+        stderr = proc.stderr.read() if proc.stderr else ""
     assert [m.get("id") for m in lines] == [1, 2, 3]
     assert all(m["jsonrpc"] == "2.0" for m in lines)
     error = lines[2]["result"]
@@ -102,6 +94,7 @@ def test_stdout_carries_only_json_rpc_and_eof_ends_the_server(tmp_path: Path) ->
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_starting_without_a_key_exits_2_naming_the_variables(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
     done = subprocess.run(
@@ -116,61 +109,66 @@ def test_starting_without_a_key_exits_2_naming_the_variables(tmp_path: Path) -> 
 # -- HTTP over a real socket ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ERAS = ("auto", "legacy")
+"""Both protocol eras, each in its own session on one server: a server costs more to start than a session."""
 
 
 @pytest.fixture
 def http_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     transport, *extra = request.param
-    port = free_port()
-    args = [sys.executable, "-m", "mj_mcp", "--simulator", "--transport", transport, "--port", str(port), *extra]
-    with (tmp_path / "server.log").open("w") as log:
-        proc = subprocess.Popen(args, env=child_env(tmp_path, MJ_MCP_TOKEN="s3cret"), stdout=log, stderr=log)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # Port 0: the server takes a port the kernel chose and names it in its startup line (no race).
+    args = ["--simulator", "--transport", transport, "--port", "0", "--log-level", "INFO", *extra]
+    with serving(args, child_env(tmp_path, MJ_MCP_TOKEN="s3cret"), tmp_path / "server.log") as base:
+        yield base
 
 
-async def wait_healthy(base: str) -> None:
-    with anyio.fail_after(30):
-        async with httpx2.AsyncClient() as http:
-            while True:
-                try:
-                    if (await http.get(f"{base}/health")).status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                await anyio.sleep(0.05)  # readiness poll of a starting subprocess
+async def in_each_era(session: Callable[[str], Awaitable[tuple[Any, list[float]]]]) -> None:
+    """Run `session(era)` for both eras at once, and check each imagine finished with full progress."""
+    outcomes: dict[str, tuple[Any, list[float]]] = {}
+
+    async def one(era: str) -> None:
+        outcomes[era] = await session(era)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for era in ERAS:
+                tg.start_soon(one, era)
+    for era, (result, seen) in outcomes.items():
+        assert not result.is_error, era
+        assert seen and seen[-1] == 100, era
+    assert set(outcomes) == set(ERAS)
 
 
-@pytest.mark.parametrize("http_server", [("streamable-http",), ("streamable-http", "--stateless")], indirect=True)
-async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
-    await wait_healthy(http_server)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "http_server",
+    [("streamable-http",), ("streamable-http", "--stateless")],
+    indirect=True,
+    ids=["stateful", "stateless"],
+)
+async def test_streamable_http_serves_tools_with_progress_behind_the_token(http_server: str) -> None:
     async with httpx2.AsyncClient() as anonymous:
         denied = await anonymous.post(f"{http_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert denied.status_code == 401
-    headers = {"Authorization": "Bearer s3cret"}
-    with anyio.fail_after(60):
-        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+
+    async def session(era: str) -> tuple[Any, list[float]]:
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}, timeout=30) as http:
             transport = streamable_http_client(f"{http_server}/mcp", http_client=http)
-            async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
-                result, seen = await imagine_with_progress(client)
-    assert not result.is_error and seen and seen[-1] == 100
+            async with Client(transport, mode=era) as client:  # type: ignore[arg-type]
+                return await imagine_with_progress(client)
+
+    await in_each_era(session)
 
 
-@pytest.mark.parametrize("http_server", [("sse",)], indirect=True)
-async def test_sse_serves_tools_with_progress_behind_the_token(http_server: str, mode: str) -> None:
-    await wait_healthy(http_server)
-    with anyio.fail_after(60):
+@pytest.mark.slow
+@pytest.mark.parametrize("http_server", [("sse",)], indirect=True, ids=["sse"])
+async def test_sse_serves_tools_with_progress_behind_the_token(http_server: str) -> None:
+    async def session(era: str) -> tuple[Any, list[float]]:
         transport = sse_client(f"{http_server}/sse", headers={"Authorization": "Bearer s3cret"})
-        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
-            result, seen = await imagine_with_progress(client)
-    assert not result.is_error and seen and seen[-1] == 100
+        async with Client(transport, mode=era) as client:  # type: ignore[arg-type]
+            return await imagine_with_progress(client)
+
+    await in_each_era(session)
 
 
 # -- HTTP guards, in process ---------------------------------------------------------------------
@@ -235,6 +233,7 @@ def test_binding_beyond_loopback_needs_a_token(host: str, token: str | None, ref
         check_bind(settings)
 
 
+@pytest.mark.slow
 def test_the_demo_runs_imagine_and_u1_and_says_where_the_images_are(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mj_mcp", "demo"],

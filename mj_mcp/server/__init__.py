@@ -37,10 +37,7 @@ from mj_mcp.server.runtime import CallbackWiring, Holder, Runtime
 from mj_mcp.server.sdk_glue import serve_subscriptions
 from mj_mcp.server.tools import TOOLS, ToolSpec
 
-__all__ = ["INSTRUCTIONS", "TOOLS", "App", "Runtime", "ToolSpec", "create_server"]
-
-App = Runtime
-"""The name tests/conftest.py still imports; `Runtime` avoids the clash with ASGI "apps"."""
+__all__ = ["INSTRUCTIONS", "TOOLS", "Runtime", "ToolSpec", "create_server"]
 
 INSTRUCTIONS: Final = """\
 Midjourney image generation through a midjourney-proxy API.

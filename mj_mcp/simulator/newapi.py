@@ -188,15 +188,15 @@ class NewApiGateway:
         if not isinstance(found, Match):
             # No such route in new-api: the catch-all of its web UI answers with the dashboard.
             return Response(_PAGE, 200, media_type="text/html; charset=utf-8")
-        admitted = self._upstream.admit(request, found, path)
-        if isinstance(admitted, Response):
-            return admitted
+        refusal = self._upstream.authorize(request)
+        if refusal is not None:
+            return refusal
         if len(await request.body()) > NA_BODY_LIMIT:
             return na_gateway_error(413, "request body too large", self._store.clock.now())
-        relay = _RELAYS[admitted.route.path]
-        call = self._upstream.call(request, admitted, path, prefix.mode if prefix else None)
+        relay = _RELAYS[found.route.path]
+        call = self._upstream.call(request, found, path, prefix.mode if prefix else None)
         call.prefix = prefix
-        return await self._relaying[relay.kind](call, admitted.route, relay)
+        return await self._relaying[relay.kind](call, found.route, relay)
 
     # -- its copy of the upstream's tasks ------------------------------------------------------
 

@@ -147,16 +147,20 @@ class Upstream:
             return False
         return route.endpoint.name not in self.profile.lacks and route.served(self.store.quirks)
 
+    def authorize(self, request: Request) -> Response | None:
+        """The key check (of whichever server is in front), then TA's account check."""
+        if not self.auth.admits(request.headers):
+            return self.auth.refusal()
+        return self.auth.account_refusal()
+
     def admit(
         self, request: Request, found: Match | WrongMethod | None, path: str, prefix: Prefix | None = None
     ) -> Match | Response:
         """The route to run, or why the upstream refuses, in its order: the key, the account,
         then the route (another method's path, no such path, or one this profile lacks)."""
-        if not self.auth.admits(request.headers):
-            return self.auth.refusal()
-        account = self.auth.account_refusal()
-        if account is not None:
-            return account
+        refusal = self.authorize(request)
+        if refusal is not None:
+            return refusal
         if found == WRONG_METHOD:
             return spring_error(405, path, self.store.clock.now())
         if found is None or not self.serves(found.route, prefix):

@@ -1,5 +1,5 @@
 """The simulator plays each upstream profile as strictly as the real software (issue 13 item 5,
-docs/upstream-audit.md D and E): route sets and their 404s, auth, speed-mode delivery and the
+the upstream audit of issue 13 D and E): route sets and their 404s, auth, speed-mode delivery and the
 effective mode each task records, error shapes, and a whole imagine per profile.
 
 Raw HTTP against the simulator's ASGI app, with a `ManualClock`: no sleeps.

@@ -29,7 +29,7 @@ The layers mirror the real topology, outermost first:
 Faithful by default, every dialect on a switch: the default profile "plus" follows the TA / PLUS
 flavour documented in docs/upstream-api.md (codes, verbatim messages, HTTP 404 with a code-3
 body, 204 for an unknown fetch, Spring-style 400 for unreadable JSON); the other profiles play
-the real software as docs/upstream-audit.md read it from source, and `Quirks` switches single
+the real software as the upstream audit of issue 13 read it from source, and `Quirks` switches single
 dialect points on any profile. Each task records the speed mode it runs in
 (`SimTask.effective_mode`). Time comes from one `mj_mcp.clock.Clock` (the wall clock by default, a
 `ManualClock` or a test's clock otherwise), so tests advance time instead of sleeping.

@@ -26,7 +26,7 @@ _TA_ACCOUNT: Final = {
     "unavailable": (403, "账号不可用"),
     "no_permission": (401, "账号无权限"),
 }
-"""TA's refusals for a matching key whose account may not work (docs/upstream-audit.md B5)."""
+"""TA's refusals for a matching key whose account may not work (the upstream audit of issue 13 B5)."""
 
 
 class Auth:

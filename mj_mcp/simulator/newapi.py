@@ -180,7 +180,7 @@ class NewApiGateway:
 
         Its router takes `/:mode/mj/...` with any segment; `getMjRequestPath` strips the
         segment only when the URL contains "/mj-" (the mode is lost), otherwise the request goes
-        to the upstream as it came, prefix and all (docs/upstream-audit.md A3).
+        to the upstream as it came, prefix and all (the upstream audit of issue 13 A3).
         """
         if prefix is not None and "/mj-" in prefix.text:
             prefix = None

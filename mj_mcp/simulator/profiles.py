@@ -3,7 +3,7 @@
 `Simulator(upstream=NAME)` picks one: `plus` (midjourney-proxy-plus as openai-hk and the seeds
 document it, and today's permissive default), `trueai` (trueai-org midjourney-proxy), `novicezk`
 (the original midjourney-proxy) and `new-api` (a new-api gateway in front of a trueai upstream).
-Every fact comes from docs/upstream-audit.md (sections A, B, D and E); the layers ask the profile
+Every fact comes from the upstream audit of issue 13 (sections A, B, D and E); the layers ask the profile
 instead of comparing its name. A profile also presets the `Quirks` of its dialect (auth, unknown
 fetch, new-api in front); a test that passes its own `Quirks` keeps them as given.
 """
@@ -51,7 +51,7 @@ class Prefix:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
-    """What one upstream software does, as far as a client can tell (docs/upstream-audit.md E)."""
+    """What one upstream software does, as far as a client can tell (the upstream audit of issue 13 E)."""
 
     name: ProfileName
     lacks: frozenset[str] = frozenset()

@@ -50,7 +50,7 @@ _NZ_FIELDS: Final = (
     "failReason",
     "properties",
 )
-"""NZ's Task (Jackson-serialised): no buttons, no TA extras (docs/upstream-audit.md E)."""
+"""NZ's Task (Jackson-serialised): no buttons, no TA extras (the upstream audit of issue 13 E)."""
 
 
 def upstream_view(task: SimTask, snap: Snap, profile: Profile) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Everything runs in-process through `Simulator.transport()` with a `ManualClock`:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx2
@@ -66,6 +67,14 @@ def new_api_sim(clock: ManualClock, **quirks: Any) -> Simulator:
 def assert_na_error(response: httpx2.Response, description: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json() == {"code": 4, "description": f"{description} ", "type": "upstream_error"}
+
+
+def assert_distributor_error(response: httpx2.Response, status: int, message: str) -> None:
+    """new-api's Distribute middleware refused the request before its controller saw it."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["type"] == "new_api_error"
+    assert re.fullmatch(re.escape(message) + r" \(request id: \w+\)", error["message"]), error
 
 
 @pytest.mark.anyio
@@ -136,13 +145,9 @@ async def test_new_api_rewrites_code_22_to_1_and_shows_the_queue_description(clo
         ("POST", "/mj/submit/imagine", {}, "prompt_is_required"),
         ("POST", "/mj/submit/imagine", {"prompt": 5}, "bind_request_body_failed"),
         ("POST", "/mj/submit/imagine", "not json", "bind_request_body_failed"),
-        ("POST", "/mj/submit/action", {"taskId": "1", "customId": ""}, "custom_id_is_required"),
         ("POST", "/mj/submit/action", {"taskId": "1", "customId": "MJ::JOB::upsample::1::h"}, "task_not_found"),
-        ("POST", "/mj/submit/action", {"taskId": "1", "customId": "MJ::JOB::upsample::x::h"}, "index_parse_failed"),
-        ("POST", "/mj/submit/action", {"taskId": "1", "customId": "MJ::BOOKMARK::h"}, "unknown_action:MJ::BOOKMARK::h"),
         ("POST", "/mj/submit/modal", {"taskId": "1", "prompt": "x"}, "task_not_found"),
         ("POST", "/mj/submit/change", {"taskId": "1", "action": "REROLL"}, "index_is_required"),
-        ("POST", "/mj/submit/change", {"taskId": "1", "index": 1}, "action_is_required"),
         ("POST", "/mj/insight-face/swap", {"sourceBase64": "AAAA"}, "sour_base64_and_target_base64_is_required"),
         ("POST", "/mj/task/list-by-condition", "[1]", "do_request_failed"),
         ("GET", "/mj/task/1/fetch", None, "task_no_found"),
@@ -163,6 +168,37 @@ async def test_new_api_answers_its_own_checks_with_http_400_upstream_errors(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/mj/submit/action", {"taskId": "1", "customId": ""}, 400, "Invalid request, custom_id_is_required"),
+        (
+            "/mj/submit/action",
+            {"taskId": "1", "customId": "MJ::JOB::upsample::x::h"},
+            400,
+            "Invalid request, index_parse_failed",
+        ),
+        (
+            "/mj/submit/action",
+            {"taskId": "1", "customId": "MJ::BOOKMARK::h"},
+            400,
+            "Invalid request, unknown_action:MJ::BOOKMARK::h",
+        ),
+        ("/mj/submit/simple-change", {"content": "1 U1"}, 503, "当前分组 default 下对于模型 mj_ 无可用渠道"),
+        ("/mj/submit/change", {"taskId": "1", "index": 1}, 503, "当前分组 default 下对于模型 mj_ 无可用渠道"),
+    ],
+)
+async def test_new_api_distributor_refuses_what_it_cannot_map_or_serve_before_its_controller(
+    clock: ManualClock, path: str, body: Any, status: int, message: str
+) -> None:
+    sim = new_api_sim(clock)
+    async with httpx2.AsyncClient(transport=sim.transport(), base_url="http://sim") as client:
+        response = await client.post(path, json=body)
+    assert_distributor_error(response, status, message)
+    assert sim.tasks == {}
+
+
+@pytest.mark.anyio
 async def test_new_api_refuses_buttons_it_cannot_map_and_parents_its_copy_does_not_show_finished(
     clock: ManualClock,
 ) -> None:
@@ -173,17 +209,17 @@ async def test_new_api_refuses_buttons_it_cannot_map_and_parents_its_copy_does_n
             response = await client.post(
                 "/mj/submit/action", json={"taskId": described["id"], "customId": button(described, wanted)}
             )
-            assert_na_error(response, f"unknown_action:{button(described, wanted)}")
+            assert_distributor_error(response, 400, f"Invalid request, unknown_action:{button(described, wanted)}")
         upscale = await upscale_done(client, clock)
         for wanted in ("Animate (High motion)", "❤️"):
             response = await client.post(
                 "/mj/submit/action", json={"taskId": upscale["id"], "customId": button(upscale, wanted)}
             )
-            assert_na_error(response, f"unknown_action:{button(upscale, wanted)}")
+            assert_distributor_error(response, 400, f"Invalid request, unknown_action:{button(upscale, wanted)}")
         running = await submit(client, "/mj/submit/imagine", {"prompt": "a dog"})
         clock.advance(JOB / 2)
         response = await client.post("/mj/submit/action", json={"taskId": running, "customId": button(described, "1️⃣")})
-        assert_na_error(response, "unknown_action:MJ::Job::PicReader::1")
+        assert_distributor_error(response, 400, "Invalid request, unknown_action:MJ::Job::PicReader::1")
         grid = sim.tasks[running]
         response = await client.post(
             "/mj/submit/action", json={"taskId": running, "customId": f"MJ::JOB::upsample::1::{grid.job_hash}"}

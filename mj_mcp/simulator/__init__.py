@@ -9,8 +9,12 @@ The layers mirror the real topology, outermost first:
 - `app` — `Simulator`, the ASGI app: faults, the request log, the speed-mode prefix, the files
   served without auth, then whichever server the client talks to.
 - `faults` — a broken network or gateway in front of everything (`Fault`, `Simulator.inject`).
+- `profiles` — the four upstreams it plays, `Simulator(upstream="plus" | "new-api" | "trueai" |
+  "novicezk")` (`PROFILES`): each one's routes, 404 shape, speed-mode prefixes, account
+  selection, banned prompts, task view and body limit, and its preset `Quirks`.
 - `newapi` — new-api in front of the upstream (`Quirks.new_api`): its own routes, checks and
-  records, forwarding to the upstream and rewriting the replies.
+  records, forwarding to the upstream and rewriting the replies; `distributor` is its
+  `Distribute` middleware (unmappable buttons, token model limits, no channel).
 - `auth` — the key check of whichever server is in front, in each dialect (`Quirks.auth`).
 - `upstream` — the TA / PLUS server: its route table (the `mj_mcp.endpoints` paths plus the TA
   aliases) and the handlers behind it, in `submits`, `actions` (buttons, MODAL, NZ changes) and
@@ -22,10 +26,12 @@ The layers mirror the real topology, outermost first:
 - `media` and `render` — uploads and the served pictures, drawn with Pillow on first request.
 - `standalone` — the app over HTTP with its callback sender (`run_simulator`).
 
-Faithful by default, every dialect on a switch: the default behaviour follows the TA / PLUS
+Faithful by default, every dialect on a switch: the default profile "plus" follows the TA / PLUS
 flavour documented in docs/upstream-api.md (codes, verbatim messages, HTTP 404 with a code-3
-body, 204 for an unknown fetch, Spring-style 400 for unreadable JSON); `Quirks` turns on the
-other dialects of docs/upstream-api.md §7. Time comes from one `mj_mcp.clock.Clock` (the wall clock by default, a
+body, 204 for an unknown fetch, Spring-style 400 for unreadable JSON); the other profiles play
+the real software as the upstream audit of issue 13 read it from source, and `Quirks` switches single
+dialect points on any profile. Each task records the speed mode it runs in
+(`SimTask.effective_mode`). Time comes from one `mj_mcp.clock.Clock` (the wall clock by default, a
 `ManualClock` or a test's clock otherwise), so tests advance time instead of sleeping.
 """
 
@@ -33,6 +39,7 @@ from mj_mcp.simulator.app import Simulator, SimulatorOptions
 from mj_mcp.simulator.clocks import ManualClock, WallClock
 from mj_mcp.simulator.core import FAIL_REASON, SimTask
 from mj_mcp.simulator.faults import Fault, FaultKind
+from mj_mcp.simulator.profiles import DEFAULT_MODE, PROFILES, Profile, ProfileName
 from mj_mcp.simulator.quirks import DEFAULT_BANNED_WORDS, FAILING_MARKER, Quirks
 from mj_mcp.simulator.standalone import CALLBACK_TICK, StandaloneApp, run_simulator
 from mj_mcp.simulator.views import INSTANCE_ID
@@ -40,12 +47,16 @@ from mj_mcp.simulator.views import INSTANCE_ID
 __all__ = [
     "CALLBACK_TICK",
     "DEFAULT_BANNED_WORDS",
+    "DEFAULT_MODE",
     "FAILING_MARKER",
     "FAIL_REASON",
     "INSTANCE_ID",
+    "PROFILES",
     "Fault",
     "FaultKind",
     "ManualClock",
+    "Profile",
+    "ProfileName",
     "Quirks",
     "SimTask",
     "Simulator",

@@ -183,7 +183,7 @@ class Actions(Handlers):
         task.art_text = prompt
         task.final_prompt = normalize_prompt(prompt, task.mode)
         task.family = model_family(prompt)
-        task.fails = self.store.fails(prompt)
+        self.store.judge(task, prompt)
         self.store.enqueue(task)
         return self.accepted(task.id)
 

@@ -3,7 +3,8 @@
 A request passes, in order: the faults (a broken network or gateway), the request log, the
 speed-mode prefix, the files served without auth (`/health`, `/sim/...`, new-api's image proxy
 `/mj/image/{id}`), and then whichever server the client talks to: new-api in front of the
-upstream when `Quirks.new_api` is on, else the TA / PLUS upstream itself.
+upstream when `Quirks.new_api` is on, else the upstream itself, played as its profile says
+(`Simulator(upstream="plus" | "new-api" | "trueai" | "novicezk")`, see `profiles`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from mj_mcp.simulator.core import SimTask, TaskStore
 from mj_mcp.simulator.faults import Fault, Faults
 from mj_mcp.simulator.media import Media
 from mj_mcp.simulator.newapi import NewApiGateway
+from mj_mcp.simulator.profiles import PROFILE_BY_NAME, Prefix, PrefixStyle, Profile, ProfileName
 from mj_mcp.simulator.quirks import Quirks
 from mj_mcp.simulator.upstream import Upstream
-from mj_mcp.simulator.views import full_view
+from mj_mcp.simulator.views import upstream_view
 from mj_mcp.simulator.wire import Answer
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Simulator", "SimulatorOptions"]
 
 _MAX_BODY: Final = 64 * 1024 * 1024
-_MODE_PREFIX: Final = re.compile(r"^/(?:(fast|relax|turbo)|mj-(fast|relax|turbo))(?=/mj/)")
+_MODE_PREFIX: Final = re.compile(r"^/(mj-)?(fast|relax|turbo)(?=/mj/)")
 _NA_IMAGE: Final = re.compile(r"/mj/image/([^/]+)")
 _logger = logging.getLogger(__name__)
 
@@ -51,13 +53,19 @@ class SimulatorOptions(TypedDict, total=False):
     job_seconds: float
     quirks: Quirks | None
     seed: int | None
+    upstream: ProfileName
 
 
 class Simulator:
     """The fake upstream. `sim.app` is the ASGI app; `sim.transport()` plugs it into httpx2.
 
+    `upstream` names the software it plays (`PROFILES`; default "plus", the permissive dialect
+    it always played). Without `quirks`, the profile's preset dialect is used; given `quirks`
+    are used as they are (the profile's routes, prefixes, views and replies still apply).
     `clock` gives the tasks' times (Unix seconds) and holds delayed faults back; by default the
     wall clock. `job_seconds`, `api_key` and the fields of `quirks` may be changed between requests.
+    Each task records the speed mode it was given (`SimTask.mode`) and the one it runs in
+    (`SimTask.effective_mode`: that, else the account default `DEFAULT_MODE`).
     """
 
     def __init__(
@@ -68,10 +76,14 @@ class Simulator:
         job_seconds: float = 8.0,
         quirks: Quirks | None = None,
         seed: int | None = None,
+        upstream: ProfileName = "plus",
     ) -> None:
+        if upstream not in PROFILE_BY_NAME:
+            raise ValueError(f"unknown upstream {upstream!r}; one of {', '.join(PROFILE_BY_NAME)}")
+        self.profile: Profile = PROFILE_BY_NAME[upstream]
         clock = clock if clock is not None else WallClock()
-        quirks = quirks if quirks is not None else Quirks()
-        self.store = TaskStore(clock=clock, job_seconds=job_seconds, quirks=quirks, seed=seed)
+        quirks = quirks if quirks is not None else Quirks(**self.profile.preset)
+        self.store = TaskStore(clock=clock, job_seconds=job_seconds, quirks=quirks, seed=seed, profile=self.profile)
         self.media = Media(self.store)
         self.faults = Faults()
         self._auth = Auth(api_key=api_key, quirks=quirks, clock=clock)
@@ -160,7 +172,7 @@ class Simulator:
                 continue
             task.notified = key
             # Sent by the upstream itself, not through a gateway in front: its own Task JSON.
-            body = full_view(task, snap)
+            body = upstream_view(task, snap, self.profile)
             due.append((task.notify_hook, json.dumps(body, ensure_ascii=False).encode()))
         return due
 
@@ -194,22 +206,22 @@ class Simulator:
             if fault.kind == "connect_error":
                 raise httpx2.ConnectError("connection refused (simulated fault)")
         self.request_log.append((method, path))
-        prefix = _MODE_PREFIX.match(path)
-        mode = (prefix.group(1) or prefix.group(2)).upper() if prefix else None
-        self.mode_log.append(mode)
-        inner = path[prefix.end() :] if prefix else path
+        found = _MODE_PREFIX.match(path)
+        prefix = _prefix(found.group(1), found.group(2), found.group(0)) if found else None
+        self.mode_log.append(prefix.mode if prefix else None)
+        inner = path[found.end() :] if found else path
         if fault is not None and fault.kind == "slow":
             fault = None  # the normal reply, only late
         if fault is not None and not fault.process_request:
             return fault.response()
         try:
-            response = await self._route(request, inner, mode)
+            response = await self._route(request, inner, prefix)
         except Answer as answer:
             response = answer.response
         return fault.response() if fault is not None else response
 
-    async def _route(self, request: Request, path: str, mode: str | None) -> Response:
-        if mode is None and request.method == "GET":
+    async def _route(self, request: Request, path: str, prefix: Prefix | None) -> Response:
+        if prefix is None and request.method == "GET":
             if path == "/health":
                 return JSONResponse({"status": "ok"})
             if path.startswith("/sim/"):
@@ -220,5 +232,10 @@ class Simulator:
         if not path.startswith("/mj/"):
             return Response(status_code=404)
         if self.quirks.new_api:
-            return await self.gateway.handle(request, path, mode)
-        return await self.upstream.handle(request, path, mode)
+            return await self.gateway.handle(request, path, prefix)
+        return await self.upstream.handle(request, path, prefix)
+
+
+def _prefix(dash: str | None, word: str, text: str) -> Prefix:
+    style: PrefixStyle = "/mj-{mode}" if dash else "/{mode}"
+    return Prefix(style, word.upper(), text)

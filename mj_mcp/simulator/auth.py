@@ -17,10 +17,16 @@ from starlette.responses import JSONResponse, Response
 from mj_mcp.clock import Clock
 from mj_mcp.simulator.quirks import Quirks
 
-__all__ = ["Auth"]
+__all__ = ["Auth", "na_gateway_error"]
 
 MSG_TA_UNAUTHORIZED: Final = "Authorization header missing."
 NA_INVALID_TOKEN: Final = "无效的令牌"  # noqa: S105 - the message, not a secret
+_TA_ACCOUNT: Final = {
+    "disabled": (401, "账号已禁用"),
+    "unavailable": (403, "账号不可用"),
+    "no_permission": (401, "账号无权限"),
+}
+"""TA's refusals for a matching key whose account may not work (the upstream audit of issue 13 B5)."""
 
 
 class Auth:
@@ -49,16 +55,30 @@ class Auth:
             candidates.add(authorization[7:].strip())
         return any(_same(c, self.api_key) for c in candidates)
 
+    def account_refusal(self) -> Response | None:
+        """TA's answer when the key matched but its account may not submit (`Quirks.account_refusal`)."""
+        reason = self._quirks.account_refusal
+        if reason is None:
+            return None
+        status, message = _TA_ACCOUNT[reason]
+        return Response(message, status, media_type="text/plain")
+
     def refusal(self) -> Response:
         """The 401 of the dialect."""
         dialect = self._quirks.auth
         if dialect == "ta" or (dialect == "any" and self._quirks.auth_plain_text):
             return Response(MSG_TA_UNAUTHORIZED, 401, media_type="text/plain")
         if dialect == "new-api":
-            stamp = datetime.fromtimestamp(self._clock.now(), UTC).strftime("%Y%m%d%H%M%S")
-            message = f"{NA_INVALID_TOKEN} (request id: {stamp}{secrets.token_hex(4)})"
-            return JSONResponse({"error": {"message": message, "type": "new_api_error", "code": ""}}, 401)
+            return na_gateway_error(401, NA_INVALID_TOKEN, self._clock.now())
         return Response(status_code=401)
+
+
+def na_gateway_error(status: int, message: str, now: float) -> Response:
+    """new-api's own refusal in its middleware (`abortWithOpenAiMessage`): the message with a
+    request id, under `error`, typed `new_api_error`."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H%M%S")
+    body = {"message": f"{message} (request id: {stamp}{secrets.token_hex(4)})", "type": "new_api_error", "code": ""}
+    return JSONResponse({"error": body}, status)
 
 
 def _new_api_token(headers: Headers) -> str:

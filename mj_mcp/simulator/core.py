@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from mj_mcp.clock import Clock
+from mj_mcp.simulator.profiles import DEFAULT_MODE, PLUS, Profile
 from mj_mcp.simulator.prompts import LONG_SIDE, aspect_size, model_family, normalize_prompt, prompt_mode
 from mj_mcp.simulator.quirks import Quirks
 
 __all__ = [
+    "BANNED_REASON",
     "CANCEL_REASON",
     "FAIL_REASON",
     "UNFINISHED",
@@ -35,6 +37,8 @@ __all__ = [
 
 FAIL_REASON: Final = "[Invalid parameter] Invalid value for --ar"
 CANCEL_REASON: Final = "取消任务"
+BANNED_REASON: Final = "可能包含敏感词"
+"""TA's failReason for a banned prompt it accepted (DiscordService.cs)."""
 
 # The job timeline, as fractions of `job_seconds` after the job was queued (or confirmed).
 _PHASES: Final[tuple[tuple[float, str, str], ...]] = (
@@ -78,6 +82,10 @@ class SimTask:
     source_url: str | None = None
     family: str = "7"
     mode: str | None = None
+    """The speed mode the job was given (URL prefix, account selection or prompt), None: none."""
+    selection: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    """The account selection the upstream applied (instanceId, modes, remix), from where its
+    profile reads it; what it ignored is not here."""
     bot_type: str = "MID_JOURNEY"
     state: str | None = None
     notify_hook: str | None = None
@@ -88,10 +96,16 @@ class SimTask:
     """When the job entered the queue; None while the task waits in MODAL."""
     queue_delay: float = 0.0
     fails: bool = False
+    fail_reason: str = FAIL_REASON
     cancelled_at: float | None = None
     modal_need: ModalNeed | None = None
     notified: str | None = None
     """The "STATUS:progress" of the last callback sent for this task."""
+
+    @property
+    def effective_mode(self) -> str:
+        """The mode the job runs in: the one it was given, else the account default."""
+        return self.mode or DEFAULT_MODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +132,8 @@ class TaskSpec:
     art_key: str | None = None
     """None: derived from the prompt and the id (a new picture)."""
     job_hash: str | None = None
-    modes: Iterable[str] | None = None
+    selection: Mapping[str, Any] | None = None
+    """The account selection as the upstream read it (its `modes` pick the speed mode)."""
     bot_type: str | None = None
     """None: NIJI_JOURNEY for a `--niji` prompt, else MID_JOURNEY."""
     queued: bool = True
@@ -137,9 +152,12 @@ class TaskSpec:
 class TaskStore:
     """Every task, their ids, and the clock-derived lifecycle."""
 
-    def __init__(self, *, clock: Clock, job_seconds: float, quirks: Quirks, seed: int | None) -> None:
+    def __init__(
+        self, *, clock: Clock, job_seconds: float, quirks: Quirks, seed: int | None, profile: Profile = PLUS
+    ) -> None:
         if job_seconds < 0:
             raise ValueError("job_seconds must not be negative")
+        self.profile = profile
         self.clock = clock
         self.job_seconds = job_seconds
         self.quirks = quirks
@@ -163,7 +181,8 @@ class TaskStore:
         task_id = self._new_id()
         self._seq += 1
         text = spec.prompt or ""
-        mode = url_mode or next(iter(spec.modes or ()), None) or prompt_mode(text)
+        selection = dict(spec.selection or {})
+        mode = url_mode or _first_mode(selection.get("modes")) or prompt_mode(text)
         bot_type = spec.bot_type
         if bot_type is None:
             bot_type = "NIJI_JOURNEY" if "--niji" in text else "MID_JOURNEY"
@@ -186,15 +205,16 @@ class TaskStore:
             source_url=spec.source_url,
             family=model_family(text),
             mode=mode,
+            selection=selection,
             bot_type=bot_type,
             state=spec.state,
             notify_hook=spec.notify_hook,
             parent_id=spec.parent_id,
             custom_id=spec.custom_id,
             extra=spec.extra,
-            fails=self.fails(text),
             modal_need=spec.modal_need,
         )
+        self.judge(task, text)
         if spec.queued:
             self.enqueue(task)
         self.tasks[task_id] = task
@@ -204,6 +224,18 @@ class TaskStore:
         """Whether a job of this prompt fails after it started (`Quirks.failing_marker`)."""
         marker = self.quirks.failing_marker
         return bool(marker) and marker in prompt
+
+    def banned_word(self, prompt: str) -> str | None:
+        """The first of `Quirks.banned_words` in the prompt (case-insensitive), or None."""
+        lowered = prompt.lower()
+        return next((w for w in self.quirks.banned_words if w and w.lower() in lowered), None)
+
+    def judge(self, task: SimTask, prompt: str) -> None:
+        """Decide whether the job of this prompt fails after it started, and why: the failing
+        marker, or a banned word where the upstream accepts it first (TA)."""
+        task.fails, task.fail_reason = self.fails(prompt), FAIL_REASON
+        if not task.fails and self.profile.banned_later and self.banned_word(prompt) is not None:
+            task.fails, task.fail_reason = True, BANNED_REASON
 
     def enqueue(self, task: SimTask) -> None:
         task.queued_at = self.clock.now()
@@ -223,7 +255,7 @@ class TaskStore:
         t0 = task.queued_at + task.queue_delay
         elapsed = now - t0
         if task.fails and elapsed >= _FAIL_AT * j:
-            return Snap("FAILURE", "", ms(t0 + _STARTED_AT * j), ms(t0 + _FAIL_AT * j), FAIL_REASON)
+            return Snap("FAILURE", "", ms(t0 + _STARTED_AT * j), ms(t0 + _FAIL_AT * j), task.fail_reason)
         status, progress = "NOT_START", None
         for phase_at, phase_status, phase_progress in _PHASES:
             if elapsed < phase_at * j:
@@ -246,6 +278,13 @@ class TaskStore:
 
     def _new_hash(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+
+def _first_mode(modes: Any) -> str | None:
+    """The first of an account selection's `modes` (a list of FAST/RELAX/TURBO), if any."""
+    if isinstance(modes, list) and modes and isinstance(modes[0], str):
+        return str(modes[0]).upper()  # pyright: ignore[reportUnknownArgumentType]
+    return None
 
 
 def ms(seconds: float) -> int:

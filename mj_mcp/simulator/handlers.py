@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final, cast
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from mj_mcp.models import (
     CODE_BANNED_PROMPT,
@@ -16,8 +17,9 @@ from mj_mcp.models import (
     CODE_QUEUE_REJECTED,
     CODE_SUCCESS,
 )
-from mj_mcp.simulator.core import SimTask, TaskSpec, TaskStore
+from mj_mcp.simulator.core import UNFINISHED, SimTask, TaskSpec, TaskStore
 from mj_mcp.simulator.media import Blob, Media, decode_base64
+from mj_mcp.simulator.profiles import Profile
 from mj_mcp.simulator.quirks import Quirks
 from mj_mcp.simulator.views import INSTANCE_ID
 from mj_mcp.simulator.wire import (
@@ -28,12 +30,17 @@ from mj_mcp.simulator.wire import (
     MSG_OK,
     MSG_QUEUE_FULL_NZ,
     MSG_QUEUE_FULL_TA,
+    Answer,
     Call,
     envelope,
     reject,
 )
 
-__all__ = ["Handlers"]
+__all__ = ["MSG_CONCURRENCY", "Handlers"]
+
+MSG_CONCURRENCY: Final = "并发数已达上限"
+_SELECTION: Final = ("instanceId", "modes", "remix")
+"""The account-selection fields (TA also reads nijiRemix, remixAutoConsidered and remark)."""
 
 
 class Handlers:
@@ -46,6 +53,19 @@ class Handlers:
     @property
     def quirks(self) -> Quirks:
         return self.store.quirks
+
+    @property
+    def profile(self) -> Profile:
+        return self.store.profile
+
+    def selection(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The account selection the upstream reads: inside `accountFilter` (TA), or at the top
+        level (PLUS). Whatever sits in the other place is ignored, as the real one ignores it."""
+        source: Any = raw.get("accountFilter") if self.profile.nested_selection else raw
+        if not isinstance(source, Mapping):
+            return {}
+        fields = cast(Mapping[str, Any], source)
+        return {key: fields[key] for key in _SELECTION if fields.get(key) is not None}
 
     def create(self, call: Call, spec: TaskSpec) -> SimTask:
         return self.store.create(spec, base=call.base, url_mode=call.mode)
@@ -80,16 +100,31 @@ class Handlers:
         return value if re.match(r"^https?://", value, re.IGNORECASE) else self.blob(value)
 
     def check_banned(self, prompt: str) -> None:
-        lowered = prompt.lower()
-        for word in self.quirks.banned_words:
-            if word and word.lower() in lowered:
-                reject(MSG_BANNED, CODE_BANNED_PROMPT, promptEn=prompt, bannedWord=word)
+        """Code 24 for a banned prompt, where the upstream refuses it at once (not TA, which
+        accepts it and fails the job later: `TaskStore.judge`)."""
+        word = self.store.banned_word(prompt)
+        if word is not None and not self.profile.banned_later:
+            reject(MSG_BANNED, CODE_BANNED_PROMPT, promptEn=prompt, bannedWord=word)
 
-    def check_queue(self) -> None:
-        """Refuse a new job when no account can take it or the queue is full."""
+    def check_queue(self, *, limit_as_code: bool = False) -> None:
+        """Refuse a new job when no account can take it, the queue is full or the user is at
+        TA's concurrency limit (`limit_as_code`: as imagine answers it, code 4)."""
+        limit = self.quirks.max_concurrent
+        if limit > 0 and self._unfinished() >= limit:
+            if limit_as_code:
+                reject(MSG_CONCURRENCY)
+            raise Answer(logic_error(MSG_CONCURRENCY, self.store.clock.now()))
         if self.quirks.no_account:
             reject(MSG_NO_ACCOUNT, CODE_NOT_FOUND)
         if self.quirks.queue_full == "9":
             reject(MSG_QUEUE_FULL_TA, CODE_FAILURE)
         if self.quirks.queue_full == "23":
             reject(MSG_QUEUE_FULL_NZ, CODE_QUEUE_REJECTED)
+
+    def _unfinished(self) -> int:
+        return sum(1 for t in self.store.tasks.values() if self.store.snapshot(t).status in UNFINISHED)
+
+
+def logic_error(message: str, now: float) -> Response:
+    """TA's LogicException reply (CustomLogicExceptionFilterAttribute): HTTP 200."""
+    return JSONResponse({"success": False, "code": -1, "message": message, "timestamp": int(now * 1000)})

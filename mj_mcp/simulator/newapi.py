@@ -23,13 +23,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mj_mcp.models import CODE_EXISTED_MODAL, CODE_IN_QUEUE, CODE_SUCCESS, CODE_VALIDATION
+from mj_mcp.simulator.auth import na_gateway_error
 from mj_mcp.simulator.core import SimTask, Snap, TaskStore, ms
+from mj_mcp.simulator.distributor import Refusal, action_of_button, distribute, model_of, refused
 from mj_mcp.simulator.media import Media
+from mj_mcp.simulator.profiles import Prefix
 from mj_mcp.simulator.upstream import Match, Route, RouteTable, Upstream
 from mj_mcp.simulator.views import full_view, picture_path
 from mj_mcp.simulator.wire import MSG_OK, Answer, Call
 
-__all__ = ["NA_TASK_TIMEOUT", "NA_TIMEOUT_REASON", "NewApiGateway"]
+__all__ = ["NA_BODY_LIMIT", "NA_TASK_TIMEOUT", "NA_TIMEOUT_REASON", "NewApiGateway"]
+
+NA_BODY_LIMIT: Final = 32 * 1024 * 1024
+"""`MAX_REQUEST_BODY_MB` (default 32): a larger body is refused with HTTP 413."""
 
 NA_TIMEOUT_REASON: Final = "上游任务超时（超过1小时）"
 NA_TASK_TIMEOUT: Final = 3600.0
@@ -127,36 +133,6 @@ def na_error(description: str, code: int = CODE_VALIDATION) -> NoReturn:
     raise Answer(JSONResponse(body, status_code=400))
 
 
-def action_of_button(custom_id: str) -> str:
-    """new-api's `CoverPlusActionToNormalAction`: its action name for a button, or its refusal."""
-    if not custom_id:
-        na_error("custom_id_is_required")
-    parts = custom_id.split("::")
-    if len(parts) < 2 or (parts[1] == "JOB" and len(parts) < 3):
-        raise Answer(Response(status_code=500))  # Go: index out of range; gin's recovery
-    word = parts[2] if parts[1] == "JOB" else parts[1]
-    if not word:
-        na_error("unknown_action")
-    if "upsample" in word or word == "variation":
-        if len(parts) < 4:
-            raise Answer(Response(status_code=500))
-        try:
-            int(parts[3])
-        except ValueError:
-            na_error("index_parse_failed")
-        return "UPSCALE" if "upsample" in word else "VARIATION"
-    if "variation" in word:
-        return {"low_variation": "LOW_VARIATION", "high_variation": "HIGH_VARIATION"}.get(word, "")
-    if "pan" in word:
-        return "PAN"
-    if "reroll" in word:
-        return "REROLL"
-    named = {"Outpaint": "ZOOM", "CustomZoom": "CUSTOM_ZOOM", "Inpaint": "INPAINT"}.get(word)
-    if named is None:
-        na_error(f"unknown_action:{custom_id}")
-    return named
-
-
 class _Fields:
     """A request body as Go's encoding/json binds it: keys match case-insensitively, and a
     wrong JSON type in a typed field fails the binding."""
@@ -199,18 +175,28 @@ class NewApiGateway:
             "list": self._list,
         }
 
-    async def handle(self, request: Request, path: str, mode: str | None) -> Response:
-        """Answer a `/mj/...` request as new-api does (mode prefix already stripped)."""
+    async def handle(self, request: Request, path: str, prefix: Prefix | None) -> Response:
+        """Answer a `/mj/...` request as new-api does (`path` without its speed-mode prefix).
+
+        Its router takes `/:mode/mj/...` with any segment; `getMjRequestPath` strips the
+        segment only when the URL contains "/mj-" (the mode is lost), otherwise the request goes
+        to the upstream as it came, prefix and all (the upstream audit of issue 13 A3).
+        """
+        if prefix is not None and "/mj-" in prefix.text:
+            prefix = None
         found = self._routes.find(request.method, path)
         if not isinstance(found, Match):
             # No such route in new-api: the catch-all of its web UI answers with the dashboard.
             return Response(_PAGE, 200, media_type="text/html; charset=utf-8")
-        admitted = self._upstream.admit(request, found, path)
-        if isinstance(admitted, Response):
-            return admitted
-        relay = _RELAYS[admitted.route.path]
-        call = self._upstream.call(request, admitted, path, mode)
-        return await self._relaying[relay.kind](call, admitted.route, relay)
+        refusal = self._upstream.authorize(request)
+        if refusal is not None:
+            return refusal
+        if len(await request.body()) > NA_BODY_LIMIT:
+            return na_gateway_error(413, "request body too large", self._store.clock.now())
+        relay = _RELAYS[found.route.path]
+        call = self._upstream.call(request, found, path, prefix.mode if prefix else None)
+        call.prefix = prefix
+        return await self._relaying[relay.kind](call, found.route, relay)
 
     # -- its copy of the upstream's tasks ------------------------------------------------------
 
@@ -315,12 +301,12 @@ class NewApiGateway:
 
     async def _seed(self, call: Call, route: Route, _relay: Relay) -> Response:
         self._known(call.params["id"])
-        return await route.handler(call)
+        return await self._upstream.forward(call, route, call.prefix)
 
     async def _list(self, call: Call, route: Route, _relay: Relay) -> Response:
         await self._bind(call, "do_request_failed")
-        response = await route.handler(call)
-        tasks = json.loads(bytes(response.body))
+        response = await self._upstream.forward(call, route, call.prefix)
+        tasks = json.loads(bytes(response.body)) if response.status_code == 200 else None
         if not isinstance(tasks, list):
             return response  # the upstream's refusal, passed on
         # Each task as its copy shows it, not as the upstream does.
@@ -330,11 +316,12 @@ class NewApiGateway:
     async def _submit(self, call: Call, route: Route, relay: Relay) -> Response:
         """Bind and check the request, forward it, then record and rewrite the reply."""
         body = await self._bind(call, "bind_request_body_failed")
-        action, prompt = self._check(relay, _Fields(body))
+        fields = _Fields(body)
+        action, prompt = self._check(relay, fields, self._distribute(relay, fields))
         forwarded = {key: value for key, value in body.items() if key not in _NOT_FORWARDED}
         call.body = json.dumps(forwarded, ensure_ascii=False).encode()
         try:
-            response = await route.handler(call)
+            response = await self._upstream.forward(call, route, call.prefix)
         except Answer as answer:
             return answer.response  # the upstream's refusal, passed on as it came
         return self._relay_reply(response, relay, Record(action, prompt))
@@ -358,9 +345,21 @@ class NewApiGateway:
             na_error(failure)
         return cast(dict[str, Any], data)
 
-    def _check(self, relay: Relay, fields: _Fields) -> tuple[str, str]:
+    def _distribute(self, relay: Relay, fields: _Fields) -> str:
+        """The `Distribute` middleware: the action the submit maps to (a button's, a change's
+        `action`, else the route's), refused when it cannot be mapped or served."""
+        now = self._store.clock.now()
+        try:
+            action = action_of_button(fields.text("customId")) if relay.button else relay.action
+        except Refusal as refusal:
+            raise refused(refusal, now) from None
+        if relay.change:
+            action = fields.text("action")
+        distribute(model_of(action), self._store.quirks, now)
+        return action
+
+    def _check(self, relay: Relay, fields: _Fields, action: str) -> tuple[str, str]:
         """new-api's own checks of a submit; the action and prompt it will record."""
-        action = action_of_button(fields.text("customId")) if relay.button else relay.action
         prompt = relay.prompt if relay.prompt is not None else fields.text("prompt")
         if relay.required and not all(fields.text(key) for key in relay.required):
             na_error(relay.missing)
@@ -372,9 +371,8 @@ class NewApiGateway:
 
     def _check_parent(self, relay: Relay, fields: _Fields, task_id: str, action: str) -> tuple[str, str]:
         if relay.change:
+            # An empty `action` never gets here: the distributor finds no channel for "mj_".
             action = fields.text("action")
-            if not action:
-                na_error("action_is_required")
             if not fields.get("index"):
                 na_error("index_is_required")
         parent = self._store.get(task_id)
@@ -389,6 +387,8 @@ class NewApiGateway:
 
     def _relay_reply(self, response: Response, relay: Relay, record: Record) -> Response:
         content = bytes(response.body)
+        if not content:
+            return response  # e.g. the upstream's empty 404 for a route or prefix it lacks
         reply = json.loads(content)
         if not isinstance(reply, dict):
             return response

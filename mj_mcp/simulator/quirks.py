@@ -71,3 +71,18 @@ class Quirks:
     no_account: bool = False
     """Refuse every new job with code 3 `无可用的账号实例`: no account can take it (all disabled,
     none with the requested mode)."""
+    na_forbidden_models: frozenset[str] = frozenset()
+    """new-api: models the token may not use (e.g. `mj_video`): a submit for one is refused by
+    its distributor with HTTP 403 `该令牌无权访问模型 <model>`."""
+    na_no_channel: frozenset[str] = frozenset()
+    """new-api: models no channel serves, besides `mj_` (what simple-change and a change without
+    `action` ask for): HTTP 503 `当前分组 default 下对于模型 <model> 无可用渠道`."""
+    max_concurrent: int = 0
+    """> 0: TA's per-user limit: a new job while this many are unfinished is refused with
+    `并发数已达上限` (code 4 on imagine, TA's `{success:false, code:-1}` on other submits)."""
+    uploads_forbidden: bool = False
+    """TA with `EnableUserCustomUploadBase64=false`: describe refuses base64 with `禁止上传`
+    (a `link` still works where the profile takes one)."""
+    account_refusal: Literal["disabled", "unavailable", "no_permission"] | None = None
+    """TA's account checks after the key matched: 401 `账号已禁用`, 403 `账号不可用` or
+    401 `账号无权限`, as plain text like its other refusals."""

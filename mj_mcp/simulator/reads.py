@@ -12,7 +12,7 @@ from mj_mcp.models import CODE_NOT_FOUND, CODE_SUCCESS, CODE_VALIDATION, Conditi
 from mj_mcp.simulator.core import UNFINISHED, SimTask
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import digest
-from mj_mcp.simulator.views import full_view
+from mj_mcp.simulator.views import full_view, upstream_view
 from mj_mcp.simulator.wire import MSG_BAD_STATUS, MSG_NOT_FOUND, Call, envelope, read_body, task_missing, validate
 
 __all__ = ["Reads"]
@@ -25,7 +25,7 @@ class Reads(Handlers):
 
     def view(self, task: SimTask) -> dict[str, Any]:
         """The task as the upstream shows it now."""
-        return full_view(task, self.store.snapshot(task))
+        return upstream_view(task, self.store.snapshot(task), self.profile)
 
     async def fetch(self, call: Call) -> Response:
         task = self.store.get(call.params["id"])

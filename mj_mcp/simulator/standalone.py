@@ -17,6 +17,7 @@ from mj_mcp.simulator.app import Simulator, SimulatorOptions
 
 __all__ = ["CALLBACK_TICK", "StandaloneApp", "run_simulator"]
 
+
 CALLBACK_TICK: Final = 0.01
 """How often the standalone simulator looks for due callbacks: a change is called back within this."""
 
@@ -26,6 +27,12 @@ class StandaloneApp:
 
     def __init__(self, simulator: Simulator) -> None:
         self.simulator = simulator
+
+    @classmethod
+    def create(cls, **sim_options: Unpack[SimulatorOptions]) -> StandaloneApp:
+        """A new Simulator, ready to serve; `upstream=NAME` (one of `PROFILES`) picks the
+        software it plays."""
+        return cls(Simulator(**sim_options))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -55,7 +62,8 @@ class StandaloneApp:
 
 
 def run_simulator(host: str = "127.0.0.1", port: int = 8080, **sim_options: Unpack[SimulatorOptions]) -> None:
-    """Serve a new Simulator over HTTP with uvicorn until interrupted (blocking)."""
+    """Serve a new Simulator over HTTP with uvicorn until interrupted (blocking); `upstream=NAME`
+    (one of `PROFILES`) picks the software it plays."""
     import uvicorn
 
-    uvicorn.run(StandaloneApp(Simulator(**sim_options)), host=host, port=port, log_level="info")
+    uvicorn.run(StandaloneApp.create(**sim_options), host=host, port=port, log_level="info")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final
+from typing import Any, Final
 
 from starlette.responses import Response
 
@@ -23,12 +23,16 @@ from mj_mcp.models import (
 from mj_mcp.simulator.buttons import BLEND_RATIOS
 from mj_mcp.simulator.core import TaskSpec
 from mj_mcp.simulator.handlers import Handlers
+from mj_mcp.simulator.media import Blob
 from mj_mcp.simulator.prompts import LONG_SIDE, describe_text, normalize_prompt, shorten_text
 from mj_mcp.simulator.render import image_size
 from mj_mcp.simulator.wire import MSG_OK, MSG_PROMPT_EMPTY, Call, envelope, read_body, reject, text, validate
 
 __all__ = ["Submits"]
 
+_KEPT: Final = ("accountFilter",)
+"""Read besides the request model's fields: TA's nested account selection."""
+MSG_NO_UPLOAD: Final = "禁止上传"
 _UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -37,13 +41,13 @@ class Submits(Handlers):
     `/mj/insight-face/swap`."""
 
     async def imagine(self, call: Call) -> Response:
-        raw = await read_body(call, ImagineRequest)
+        raw = await read_body(call, ImagineRequest, keep=_KEPT)
         if not text(raw, "prompt"):
             reject(MSG_PROMPT_EMPTY)
         req = validate(call, ImagineRequest, raw)
         self.check_banned(req.prompt)
         images = [self.blob(v) for v in req.base64_array or []]
-        self.check_queue()
+        self.check_queue(limit_as_code=True)
         prompt = " ".join([*(self.media.keep(call.base, i) for i in images), req.prompt])
         # TA: `--video` in an imagine prompt makes it a video job.
         video = re.search(r"--video\b", req.prompt) is not None
@@ -55,7 +59,7 @@ class Submits(Handlers):
                 prompt=prompt,
                 description=f"/imagine {prompt}",
                 art_text=req.prompt,
-                modes=req.modes,
+                selection=self.selection(raw),
                 bot_type=req.bot_type,
                 state=req.state,
                 notify_hook=req.notify_hook,
@@ -64,7 +68,7 @@ class Submits(Handlers):
         return self.accepted(task.id)
 
     async def blend(self, call: Call) -> Response:
-        raw = await read_body(call, BlendRequest)
+        raw = await read_body(call, BlendRequest, keep=_KEPT)
         images = raw.get("base64Array")
         if not isinstance(images, list) or not 2 <= len(images) <= 5:  # pyright: ignore[reportUnknownArgumentType]
             reject("图片参数错误，2~5张图片")
@@ -81,7 +85,7 @@ class Submits(Handlers):
                 prompt=prompt,
                 description=f"/blend {{id}} {len(blobs)}",
                 art_text=f"blend of {len(blobs)} images",
-                modes=req.modes,
+                selection=self.selection(raw),
                 bot_type=req.bot_type,
                 state=req.state,
                 notify_hook=req.notify_hook,
@@ -90,14 +94,23 @@ class Submits(Handlers):
         return self.accepted(task.id)
 
     async def describe(self, call: Call) -> Response:
-        raw = await read_body(call, DescribeRequest)
+        raw = await read_body(call, DescribeRequest, keep=(*_KEPT, "link"))
+        link = text(raw, "link") if self.profile.describe_link else ""
+        if link:
+            # TA: an image URL in `link` instead of an upload (SubmitController.cs).
+            return self._describe(call, raw, link, None)
         if not text(raw, "base64"):
             reject("base64不能为空")
+        if self.quirks.uploads_forbidden:
+            reject(MSG_NO_UPLOAD)
         req = validate(call, DescribeRequest, raw)
-        blob = self.blob(req.base64)
+        return self._describe(call, raw, None, self.blob(req.base64))
+
+    def _describe(self, call: Call, raw: dict[str, Any], link: str | None, blob: Blob | None) -> Response:
         self.check_queue()
-        size = image_size(blob.data) or (LONG_SIDE, LONG_SIDE)
-        key = hashlib.sha256(blob.data).hexdigest()
+        data = blob.data if blob is not None else (link or "").encode()
+        size = (image_size(blob.data) if blob is not None else None) or (LONG_SIDE, LONG_SIDE)
+        key = hashlib.sha256(data).hexdigest()
         task = self.create(
             call,
             TaskSpec(
@@ -107,11 +120,11 @@ class Submits(Handlers):
                 description="/describe {id}.png",
                 art_text="",
                 art_key=key,
-                modes=req.modes,
-                bot_type=req.bot_type,
-                state=req.state,
-                notify_hook=req.notify_hook,
-                source_url=self.media.keep(call.base, blob),
+                selection=self.selection(raw),
+                bot_type=text(raw, "botType") or None,
+                state=text(raw, "state") or None,
+                notify_hook=text(raw, "notifyHook") or None,
+                source_url=self.media.keep(call.base, blob) if blob is not None else link,
                 result_text=describe_text(key, size),
             ),
         )
@@ -119,7 +132,7 @@ class Submits(Handlers):
         return self.accepted(task.id)
 
     async def shorten(self, call: Call) -> Response:
-        raw = await read_body(call, ShortenRequest)
+        raw = await read_body(call, ShortenRequest, keep=_KEPT)
         if not text(raw, "prompt"):
             reject(MSG_PROMPT_EMPTY)
         req = validate(call, ShortenRequest, raw)
@@ -133,7 +146,7 @@ class Submits(Handlers):
                 prompt=req.prompt,
                 description=f"/shorten {req.prompt}",
                 art_text=req.prompt,
-                modes=req.modes,
+                selection=self.selection(raw),
                 bot_type=req.bot_type,
                 state=req.state,
                 notify_hook=req.notify_hook,

@@ -1,8 +1,9 @@
 """The TA / PLUS upstream: its route table, its key check, and the handlers behind each route.
 
-Routing is one table: every `mj_mcp.endpoints.ENDPOINTS` path plus the TA aliases. The app in
-front (`Simulator`) strips the speed-mode prefix (`/{fast|relax|turbo}/mj/...` or
-`/mj-{mode}/mj/...`) before a path gets here.
+Routing is one table: every `mj_mcp.endpoints.ENDPOINTS` path plus the TA aliases (where the
+profile has them). The app in front (`Simulator`) splits the speed-mode prefix
+(`/{fast|relax|turbo}/mj/...` or `/mj-{mode}/mj/...`) off the path; the upstream answers a
+prefix style, a route or an alias its profile lacks with that profile's 404 (`Profile`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mj_mcp.simulator.actions import Actions
 from mj_mcp.simulator.auth import Auth
 from mj_mcp.simulator.core import TaskStore
 from mj_mcp.simulator.media import Media
+from mj_mcp.simulator.profiles import Prefix, Profile
 from mj_mcp.simulator.quirks import Quirks
 from mj_mcp.simulator.reads import Reads
 from mj_mcp.simulator.submits import Submits
@@ -95,7 +97,7 @@ class RouteTable:
 
 
 class Upstream:
-    """The midjourney-proxy server (TA / PLUS flavour) itself."""
+    """The midjourney-proxy server itself, as its profile (`store.profile`) describes it."""
 
     def __init__(self, store: TaskStore, media: Media, auth: Auth) -> None:
         self.store = store
@@ -123,28 +125,76 @@ class Upstream:
             "image_seed": self.reads.image_seed,
             "cancel_task": self.reads.cancel,
         }
-        paths = [(e.path, e) for e in ENDPOINTS.values()] + [(path, ENDPOINTS[name]) for path, name in _ALIASES]
+        aliases = _ALIASES if store.profile.aliases else ()
+        paths = [(e.path, e) for e in ENDPOINTS.values()] + [(path, ENDPOINTS[name]) for path, name in aliases]
         self.routes = RouteTable(
             [Route(e, path, handlers[e.name], _SWITCHES.get(e.name, _always)) for path, e in paths]
         )
 
-    def admit(self, request: Request, found: Match | WrongMethod | None, path: str) -> Match | Response:
-        """The route to run, or why the upstream refuses, in its order: the key, then the route
-        (another method's path, no such path, or one this dialect lacks)."""
+    @property
+    def profile(self) -> Profile:
+        return self.store.profile
+
+    def not_found(self, path: str) -> Response:
+        """The profile's 404: empty (TA, PLUS) or Spring's JSON naming the path (NZ)."""
+        if self.profile.not_found == "spring":
+            return spring_error(404, path, self.store.clock.now())
+        return Response(status_code=404)
+
+    def serves(self, route: Route, prefix: Prefix | None) -> bool:
+        """Whether this upstream routes this path under this speed-mode prefix."""
+        if prefix is not None and prefix.style not in self.profile.mode_routes:
+            return False
+        return route.endpoint.name not in self.profile.lacks and route.served(self.store.quirks)
+
+    def authorize(self, request: Request) -> Response | None:
+        """The key check (of whichever server is in front), then TA's account check."""
         if not self.auth.admits(request.headers):
             return self.auth.refusal()
+        return self.auth.account_refusal()
+
+    def admit(
+        self, request: Request, found: Match | WrongMethod | None, path: str, prefix: Prefix | None = None
+    ) -> Match | Response:
+        """The route to run, or why the upstream refuses, in its order: the key, the account,
+        then the route (another method's path, no such path, or one this profile lacks)."""
+        refusal = self.authorize(request)
+        if refusal is not None:
+            return refusal
         if found == WRONG_METHOD:
             return spring_error(405, path, self.store.clock.now())
-        if found is None or not found.route.served(self.store.quirks):
-            return Response(status_code=404)
+        if found is None or not self.serves(found.route, prefix):
+            return self.not_found(_full(path, prefix))
         return found
 
     def call(self, request: Request, found: Match, path: str, mode: str | None) -> Call:
         return Call(request, mode, path, found.params, self.store.clock)
 
-    async def handle(self, request: Request, path: str, mode: str | None) -> Response:
-        """Answer a `/mj/...` request (mode prefix already stripped)."""
-        admitted = self.admit(request, self.routes.find(request.method, path), path)
+    async def handle(self, request: Request, path: str, prefix: Prefix | None) -> Response:
+        """Answer a `/mj/...` request (`path` without its speed-mode prefix)."""
+        admitted = self.admit(request, self.routes.find(request.method, path), path, prefix)
         if isinstance(admitted, Response):
             return admitted
-        return await admitted.route.handler(self.call(request, admitted, path, mode))
+        call = self.call(request, admitted, path, prefix.mode if prefix else None)
+        return await self.run(call, admitted.route)
+
+    async def forward(self, call: Call, route: Route, prefix: Prefix | None) -> Response:
+        """A request a gateway in front relays: answered as this upstream would answer it (its
+        404 for a route or prefix it lacks)."""
+        if not self.serves(route, prefix):
+            return self.not_found(_full(call.path, prefix))
+        return await self.run(call, route)
+
+    async def run(self, call: Call, route: Route) -> Response:
+        """Run the route's handler, unless the body is over the profile's limit (Kestrel's 413)."""
+        limit = self.profile.body_limit
+        if limit is not None:
+            body = call.body if call.body is not None else await call.request.body()
+            if len(body) > limit:
+                return Response(status_code=413)
+        return await route.handler(call)
+
+
+def _full(path: str, prefix: Prefix | None) -> str:
+    """The path as the upstream received it, prefix and all."""
+    return (prefix.text if prefix else "") + path

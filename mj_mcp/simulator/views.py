@@ -10,8 +10,9 @@ from typing import Any, Final
 
 from mj_mcp.simulator.buttons import KINDS, buttons_of
 from mj_mcp.simulator.core import SimTask, Snap
+from mj_mcp.simulator.profiles import Profile
 
-__all__ = ["INSTANCE_ID", "full_view", "picture_path"]
+__all__ = ["INSTANCE_ID", "full_view", "picture_path", "upstream_view"]
 
 INSTANCE_ID: Final = "1372468820912115716"
 """The simulated Discord account (properties.discordInstanceId / discordChannelId)."""
@@ -31,6 +32,36 @@ def picture_path(task: SimTask, snap: Snap) -> str | None:
     if spec.video and task.source_url:
         return task.source_url
     return f"/sim/images/{task.id}.png"
+
+
+_NZ_FIELDS: Final = (
+    "id",
+    "action",
+    "status",
+    "prompt",
+    "promptEn",
+    "description",
+    "state",
+    "submitTime",
+    "startTime",
+    "finishTime",
+    "imageUrl",
+    "progress",
+    "failReason",
+    "properties",
+)
+"""NZ's Task (Jackson-serialised): no buttons, no TA extras (the upstream audit of issue 13 E)."""
+
+
+def upstream_view(task: SimTask, snap: Snap, profile: Profile) -> dict[str, Any]:
+    """The Task JSON of the profile's upstream (fetch, lists, callbacks): TA's full view, its
+    `mode` the effective one where the upstream shows that, or NZ's field set."""
+    view = full_view(task, snap)
+    if profile.shows_effective_mode:
+        view["mode"] = task.effective_mode
+    if not profile.buttons:
+        return {key: view[key] for key in _NZ_FIELDS}
+    return view
 
 
 def _absolute(task: SimTask, path: str | None) -> str | None:

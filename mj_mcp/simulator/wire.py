@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from mj_mcp.clock import Clock
 from mj_mcp.models import CODE_NOT_FOUND, CODE_VALIDATION, WireModel
+from mj_mcp.simulator.profiles import Prefix
 
 __all__ = [
     "Answer",
@@ -93,6 +94,8 @@ class Call:
     """The simulator's clock (Spring's error bodies carry a timestamp)."""
     body: bytes | None = None
     """The body as forwarded by a gateway in front (new-api), instead of the request's own."""
+    prefix: Prefix | None = None
+    """The speed-mode prefix as forwarded by a gateway in front (None: none, or stripped)."""
 
     @property
     def base(self) -> str:

@@ -1,0 +1,141 @@
+"""The four upstreams the simulator can play, one small table of facts each (`Profile`).
+
+`Simulator(upstream=NAME)` picks one: `plus` (midjourney-proxy-plus as openai-hk and the seeds
+document it, and today's permissive default), `trueai` (trueai-org midjourney-proxy), `novicezk`
+(the original midjourney-proxy) and `new-api` (a new-api gateway in front of a trueai upstream).
+Every fact comes from the upstream audit of issue 13 (sections A, B, D and E); the layers ask the profile
+instead of comparing its name. A profile also presets the `Quirks` of its dialect (auth, unknown
+fetch, new-api in front); a test that passes its own `Quirks` keeps them as given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+__all__ = [
+    "DEFAULT_MODE",
+    "NOVICEZK",
+    "PLUS",
+    "PROFILES",
+    "PROFILE_BY_NAME",
+    "TRUEAI",
+    "Prefix",
+    "PrefixStyle",
+    "Profile",
+    "ProfileName",
+]
+
+ProfileName = Literal["plus", "new-api", "trueai", "novicezk"]
+PROFILES: Final[tuple[ProfileName, ...]] = ("plus", "new-api", "trueai", "novicezk")
+"""The names `Simulator(upstream=...)` and `mj-mcp simulate --upstream` accept."""
+
+DEFAULT_MODE: Final = "FAST"
+"""The effective mode of a job that asked for none: a Midjourney account runs in fast mode
+until told otherwise (`SimTask.effective_mode`)."""
+
+PrefixStyle = Literal["/{mode}", "/mj-{mode}"]
+"""A speed-mode prefix in front of `/mj/...`: `/fast/mj/...` or `/mj-fast/mj/...`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """The speed-mode prefix a request came with."""
+
+    style: PrefixStyle
+    mode: str
+    """FAST, RELAX or TURBO."""
+    text: str
+    """The prefix as sent (`/fast`, `/mj-turbo`), for forwarding it verbatim."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """What one upstream software does, as far as a client can tell (the upstream audit of issue 13 E)."""
+
+    name: ProfileName
+    lacks: frozenset[str] = frozenset()
+    """Endpoint names (`mj_mcp.endpoints`) this upstream has no route for: they answer 404."""
+    aliases: bool = True
+    """TA's second paths `/mj/submit/edit` and `/mj/task/list-by-ids` are routed."""
+    not_found: Literal["empty", "spring"] = "empty"
+    """The body of a 404: empty (TA, PLUS) or Spring Boot's JSON (NZ)."""
+    mode_routes: frozenset[PrefixStyle] = frozenset({"/{mode}", "/mj-{mode}"})
+    """Which speed-mode prefixes it routes; any other prefix is a 404."""
+    nested_selection: bool = False
+    """Account selection (instanceId, modes, remix) is read from `accountFilter` only (TA);
+    otherwise from the top level of the body (PLUS)."""
+    banned_later: bool = False
+    """A banned prompt is accepted (code 1) and the job fails later with the banned reason (TA);
+    otherwise it is refused at once with code 24."""
+    buttons: bool = True
+    """Tasks carry buttons and the TA fields (mode, imageUrls, botType ...); NZ's do not."""
+    shows_effective_mode: bool = False
+    """The Task JSON's `mode` is the mode the job runs in, the account default included (TA);
+    otherwise the mode that was asked for, null for none (PLUS)."""
+    describe_link: bool = False
+    """Describe also takes an image URL in `link` (TA)."""
+    body_limit: int | None = None
+    """The largest request body in bytes (TA: Kestrel's 30 MB), or None."""
+    preset: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    """The `Quirks` fields of this dialect, when the caller passes no `Quirks` of its own."""
+
+
+PLUS: Final = Profile(name="plus")
+"""midjourney-proxy-plus (closed source): every route, both prefix styles, Bearer or
+mj-api-secret. Unverified points are played permissively, as the simulator always did."""
+
+TRUEAI: Final = Profile(
+    name="trueai",
+    lacks=frozenset({"change", "simple_change", "show", "query_tasks", "task_queue"}),
+    mode_routes=frozenset({"/mj-{mode}"}),
+    nested_selection=True,
+    banned_later=True,
+    shows_effective_mode=True,
+    describe_link=True,
+    body_limit=30 * 1024 * 1024,
+    preset={"auth": "ta", "unknown_fetch": "204"},
+)
+"""trueai-org midjourney-proxy (SubmitController.cs, TaskController.cs, WorkContext.cs)."""
+
+NOVICEZK: Final = Profile(
+    name="novicezk",
+    lacks=frozenset(
+        {
+            "shorten",
+            "action",
+            "modal",
+            "swap_face",
+            "video",
+            "edit",
+            "upload_images",
+            "show",
+            "query_tasks",
+            "image_seed",
+            "cancel_task",
+        }
+    ),
+    aliases=False,
+    not_found="spring",
+    mode_routes=frozenset(),
+    buttons=False,
+    preset={"auth": "nz", "unknown_fetch": "empty200"},
+)
+"""novicezk/midjourney-proxy v2.6.3 (Spring Boot, context path /mj). Outside `/mj` Tomcat
+would answer, which the audit could not verify; the simulator answers Spring's JSON there too."""
+
+NEW_API: Final = Profile(
+    name="new-api",
+    lacks=TRUEAI.lacks,
+    mode_routes=TRUEAI.mode_routes,
+    nested_selection=True,
+    banned_later=True,
+    shows_effective_mode=True,
+    describe_link=True,
+    body_limit=TRUEAI.body_limit,
+    preset={"auth": "new-api", "new_api": True, "unknown_fetch": "204"},
+)
+"""A new-api gateway in front of a trueai upstream: the upstream facts are TRUEAI's; the
+gateway in front (`Quirks.new_api`) is `mj_mcp.simulator.newapi`."""
+
+PROFILE_BY_NAME: Final[dict[ProfileName, Profile]] = {p.name: p for p in (PLUS, NEW_API, TRUEAI, NOVICEZK)}

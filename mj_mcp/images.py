@@ -336,7 +336,6 @@ def _shrink_to_fit(
     image: Image.Image,
     *,
     fmt: Literal["JPEG", "WEBP"],
-    max_side: int,
     max_bytes: int,
     qualities: Iterable[int],
 ) -> bytes:
@@ -344,9 +343,6 @@ def _shrink_to_fit(
     from PIL import Image
 
     steps = tuple(qualities)
-    if max(image.size) > max_side:
-        image = image.copy()
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     while True:
         for quality in steps:
             encoded = _encode(image, fmt, quality)
@@ -392,9 +388,7 @@ def make_preview(
         image.draft("RGB", (max_side, max_side))
     with _BUDGET.hold(_pixels(image)):
         picture = _small_picture(image, max_side)
-    encoded = _shrink_to_fit(
-        picture, fmt="JPEG", max_side=max_side, max_bytes=max_bytes, qualities=(85, 75, 65, 50, 35)
-    )
+    encoded = _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(85, 75, 65, 50, 35))
     return encoded, "image/jpeg"
 
 

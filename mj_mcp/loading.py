@@ -114,7 +114,7 @@ class ImageLoader:
         self.allowed_dirs = self._resolve_dirs(given)
         # The folders as configured too, `~` expanded (a link to an allowed folder names it):
         # `classify` compares paths to these as written, before anything on disk is looked at.
-        self._named_dirs = self.allowed_dirs + [named for folder in given if (named := _absolute(folder))]
+        self._named_dirs = self.allowed_dirs + [_absolute(folder) for folder in given]
         self.max_bytes = max_bytes
         self._shared_http = http
         self._own_http: httpx2.AsyncClient | None = None
@@ -331,7 +331,7 @@ class ImageLoader:
         """Whether path `text` names something inside the allowed folders. A path that is not
         inside them as written is not looked up at all."""
         written = _absolute(Path(text))
-        if written is None or not any(written.is_relative_to(folder) for folder in self._named_dirs):
+        if not any(written.is_relative_to(folder) for folder in self._named_dirs):
             return False
         try:
             return self._inside(written.resolve(strict=True))
@@ -424,13 +424,10 @@ class ImageLoader:
             os.close(fd)
 
 
-def _absolute(path: Path) -> Path | None:
+def _absolute(path: Path) -> Path:
     """`path` with `~` expanded, made absolute and `..` folded as written; nothing on disk is
-    looked at. None when it cannot be a path (NUL bytes)."""
-    try:
-        return Path(os.path.abspath(os.path.expanduser(path)))
-    except ValueError:
-        return None
+    looked at."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
 
 
 def _best_effort_resolve(path: Path) -> Path:

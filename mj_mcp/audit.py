@@ -5,17 +5,23 @@ upstream accepted the submit) is recorded as
 `{"time": ISO-8601 UTC, "tool", "taskId", "prompt" (when the call has one), "mode"}`.
 Never image data, never the key: only the fields listed here are written.
 
-Each line is one `os.write` on a descriptor opened with `O_APPEND` (file mode 0o600, the
-folder created user-only by `files.ensure_private_dir`, as for saved images), so concurrent calls and processes do not
-interleave lines. Writing happens in a worker thread, and a failure to write is logged as a
-warning: the audit log never fails the tool call that it records.
+Each line is one `os.write` on a descriptor opened with `O_APPEND`, so concurrent calls and
+processes do not interleave lines. The file is this user's alone whatever the folder's mode
+(the prompts in it are private): created 0o600 (the folder, when missing, user-only by
+`files.ensure_private_dir`, as for saved images), an existing file with looser permissions is
+set back to 0o600 on the open descriptor, and a file that is not a regular file or belongs to
+another user (planted in a shared folder) is not written to. Writing happens in a worker
+thread, and a failure to write is logged as a warning: the audit log never fails the tool call
+that it records.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +36,15 @@ AUDIT_FILE: Final = "audit.jsonl"
 
 logger = logging.getLogger(__name__)
 
-_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_MODE: Final = 0o600
+_FLAGS: Final = (
+    os.O_WRONLY
+    | os.O_APPEND
+    | os.O_CREAT
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under the name: fail at once, do not wait
+)
 
 
 class AuditLog:
@@ -55,8 +69,20 @@ class AuditLog:
         """Blocking: append `entry` as one line (one write on an O_APPEND descriptor)."""
         ensure_private_dir(self.path.parent)
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        fd = os.open(self.path, _FLAGS, 0o600)
+        fd = os.open(self.path, _FLAGS, _MODE)
         try:
+            _make_private(fd)
             os.write(fd, line)
         finally:
             os.close(fd)
+
+
+def _make_private(fd: int) -> None:
+    """Refuse a file that is not a regular file of ours; make an existing file user-only."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, f"{AUDIT_FILE} is not a regular file")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise PermissionError(errno.EACCES, f"{AUDIT_FILE} belongs to another user")
+    if stat.S_IMODE(info.st_mode) & ~_MODE:
+        os.fchmod(fd, _MODE)

@@ -14,6 +14,15 @@ Threading. Decoding with Pillow blocks: `inspect_image`, `make_preview`, `png_fo
 `split_grid` are plain blocking functions; call them from async code with
 `await anyio.to_thread.run_sync(...)`.
 
+Memory. A 7071×7071 picture is 200 MB once decoded (Pillow keeps RGB at 4 bytes a pixel), so
+the decoded pixels are bounded twice over. Each decode makes as few full-size copies as it can:
+a JPEG preview is decoded at a reduced scale (`draft`), a preview is shrunk in place before it
+is turned, flattened or converted, and a grid is cut with one crop at a time from one decoded
+picture. And every full-size decode waits for its share of `DECODE_BUDGET_PIXELS`, a budget of
+decoded pixels shared by the whole process: pictures of a few megapixels decode side by side,
+a giant one decodes alone, so four giant result images at once cost one giant picture of memory
+at a time instead of four.
+
 Every refusal is an `ImageInputError` (could not be used) or `ImageRejectedError` (refused on
 purpose) whose message says what was wrong and whose hint says what to do instead.
 """
@@ -21,10 +30,12 @@ purpose) whose message says what was wrong and whose hint says what to do instea
 from __future__ import annotations
 
 import base64
-import os
+import contextlib
+import functools
 import re
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from io import BytesIO
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -37,12 +48,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "DECODE_BUDGET_PIXELS",
     "DEFAULT_MAX_IMAGE_BYTES",
     "FORMATS_TEXT",
     "MAX_PIXELS",
     "PREVIEW_MAX_BYTES",
     "PREVIEW_MAX_SIDE",
     "RESOURCE_MAX_BYTES",
+    "DecodeBudget",
     "InputKind",
     "classify",
     "image_mime",
@@ -71,6 +84,9 @@ DEFAULT_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 """Largest image file, download or inline image accepted unless `MJ_MAX_IMAGE_BYTES` says otherwise."""
 MAX_PIXELS: Final = 50_000_000
 """Largest decoded picture accepted (width × height); Pillow's own limit is ~89 MP."""
+DECODE_BUDGET_PIXELS: Final = 64_000_000
+"""Decoded pixels in flight at once, process-wide (~256 MB at Pillow's 4 bytes a pixel): more
+than one `MAX_PIXELS` picture, less than two."""
 PREVIEW_MAX_SIDE: Final = 1568
 PREVIEW_MAX_BYTES: Final = 1_048_576
 RESOURCE_MAX_BYTES: Final = 7 * 1024 * 1024
@@ -113,14 +129,16 @@ def _b64_prefix_is_image(compact: str) -> bool:
     return image_mime(base64.b64decode(head)) is not None
 
 
-def classify(value: str) -> InputKind:
+def classify(value: str, is_file: Callable[[str], bool] | None = None) -> InputKind:
     """Which kind of image argument `value` is: `data_uri`, `url`, `base64` or `path`.
 
     Base64 and relative paths can look alike (`abc/def` is both). Base64 wins when the text
     uses only the base64 alphabet and either decodes to an image signature or is long; a short
-    text with a slash that names an existing file is a path. Any `scheme://` other than
-    `file://` is a URL (so that `ftp://` is refused as a URL, not looked up as a file).
-    Raises ImageInputError for empty text.
+    text with a slash is a path when `is_file` says it names a file (`ImageLoader.classify`
+    passes a check that looks only inside the allowed folders, so that the answer never tells
+    whether a file outside them exists). Without `is_file` nothing on disk is looked at. Any
+    `scheme://` other than `file://` is a URL (so that `ftp://` is refused as a URL, not looked
+    up as a file). Raises ImageInputError for empty text.
     """
     text = value.strip()
     if not text:
@@ -134,7 +152,7 @@ def classify(value: str) -> InputKind:
         return "url"
     compact = "".join(text.split())
     if _B64_RE.fullmatch(compact):
-        if "/" in text and len(text) <= _MAX_PATH_LENGTH and os.path.exists(os.path.expanduser(text)):
+        if "/" in text and len(text) <= _MAX_PATH_LENGTH and is_file is not None and is_file(text):
             return "path"
         if len(compact) >= _BASE64_MIN_LENGTH or _b64_prefix_is_image(compact):
             return "base64"
@@ -207,23 +225,89 @@ def inspect_image(data: bytes, what: str) -> tuple[str, int, int]:
     return mime, width, height
 
 
-def _decoded(data: bytes, what: str) -> Image.Image:
-    """Open with the guards, take the first frame, decode it and apply EXIF orientation."""
-    return _decoded_from(_open(data, what), what)
+class DecodeBudget:
+    """A process-wide budget of decoded pixels: `hold(pixels)` blocks until the pixels fit.
+
+    Admission is first come, first served, so a giant picture waiting for the budget to empty
+    is not overtaken forever by small ones. A picture larger than the whole budget takes all of
+    it (it decodes alone). Blocking: used inside the worker threads that decode.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._used = 0
+        self._next_ticket = 0
+        self._serving = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Generator[None]:
+        _give_back_big_blocks()
+        want = max(1, min(pixels, self.capacity))
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._changed.wait_for(lambda: ticket == self._serving and self._used + want <= self.capacity)
+            self._serving += 1
+            self._used += want
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= want
+                self._changed.notify_all()
 
 
-def _decoded_from(image: Image.Image, what: str) -> Image.Image:
-    from PIL import Image, ImageOps
+_BUDGET: Final = DecodeBudget(DECODE_BUDGET_PIXELS)
+_MMAP_THRESHOLD: Final = 1 << 20
+_M_MMAP_THRESHOLD: Final = -3  # glibc's mallopt parameter number
+
+
+@functools.cache
+def _give_back_big_blocks() -> None:
+    """Have glibc's malloc serve every block of 1 MiB or more with its own mapping (done once).
+
+    Without this, glibc raises its mapping threshold to 32 MiB after the first big block is
+    freed, and later blocks of pictures then come from per-thread heaps that keep the memory
+    after it is freed: four worker threads that decode giant pictures one after another would
+    hold four giant pictures' worth of memory for good (1.1 GB for four 7071² images, against
+    0.3 GB with this). Elsewhere (macOS, musl) there is no such knob, and nothing is done.
+    """
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
+def _pixels(image: Image.Image) -> int:
+    width, height = image.size
+    return width * height
+
+
+def _load(image: Image.Image, what: str) -> None:
+    """Decode the first frame's pixels; a damaged image is an ImageRejectedError."""
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.seek(0)
             image.load()
-            return ImageOps.exif_transpose(image)
     except Exception:
         # Truncated or corrupt pixel data shows up only now, under assorted exception types.
         raise ImageRejectedError(f"{what} is a damaged image.", hint="Pass an intact image file.") from None
+
+
+def _upright(image: Image.Image, what: str) -> Image.Image:
+    """Apply the EXIF orientation in place: no full-size copy when there is nothing to turn."""
+    from PIL import ImageOps
+
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:
+        raise ImageRejectedError(f"{what} is a damaged image.", hint="Pass an intact image file.") from None
+    return image
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -235,7 +319,7 @@ def _flatten(image: Image.Image) -> Image.Image:
     from PIL import Image
 
     if _has_alpha(image):
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
@@ -252,7 +336,6 @@ def _shrink_to_fit(
     image: Image.Image,
     *,
     fmt: Literal["JPEG", "WEBP"],
-    max_side: int,
     max_bytes: int,
     qualities: Iterable[int],
 ) -> bytes:
@@ -260,9 +343,6 @@ def _shrink_to_fit(
     from PIL import Image
 
     steps = tuple(qualities)
-    if max(image.size) > max_side:
-        image = image.copy()
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     while True:
         for quality in steps:
             encoded = _encode(image, fmt, quality)
@@ -276,6 +356,11 @@ def _shrink_to_fit(
             )
         image = image.copy()
         image.thumbnail((max(1, width * 3 // 4), max(1, height * 3 // 4)), Image.Resampling.LANCZOS)
+
+
+_SHRINK_FIRST_MODES: Final = frozenset({"RGB", "RGBA", "L", "LA"})
+"""Modes that resize well as they are (alpha premultiplied by Pillow); others (palettes, 1-bit,
+CMYK...) are converted before a preview is shrunk."""
 
 
 def make_preview(
@@ -299,13 +384,24 @@ def make_preview(
         mime, _, _ = inspect_image(data, "The image")
         return data, mime
     if image.format in ("JPEG", "MPO"):
-        # Let libjpeg decode at a reduced scale: much less work for a 4096 px upscale.
+        # Let libjpeg decode at a reduced scale: much less work and memory for a 4096 px upscale.
         image.draft("RGB", (max_side, max_side))
-    picture = _flatten(_decoded_from(image, "The image"))
-    encoded = _shrink_to_fit(
-        picture, fmt="JPEG", max_side=max_side, max_bytes=max_bytes, qualities=(85, 75, 65, 50, 35)
-    )
+    with _BUDGET.hold(_pixels(image)):
+        picture = _small_picture(image, max_side)
+    encoded = _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(85, 75, 65, 50, 35))
     return encoded, "image/jpeg"
+
+
+def _small_picture(image: Image.Image, max_side: int) -> Image.Image:
+    """Decode `image` and shrink it in place to at most `max_side` before it is turned upright
+    and flattened, so that only the decoded picture itself is ever full size."""
+    from PIL import Image
+
+    _load(image, "The image")
+    if image.mode not in _SHRINK_FIRST_MODES:
+        image = _converted(image, "RGBA" if _has_alpha(image) else "RGB")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return _flatten(_upright(image, "The image"))
 
 
 def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> bytes:
@@ -320,35 +416,61 @@ def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> byt
     detected, _, _ = inspect_image(data, "The image")
     if detected == "image/png" and len(data) <= max_bytes:
         return data
-    picture = _decoded(data, "The image")
+    image = _open(data, "The image")
+    with _BUDGET.hold(_pixels(image)):
+        picture = _png_ready(image, "The image")
+        try:
+            while True:
+                buffer = BytesIO()
+                picture.save(buffer, "PNG", optimize=False)
+                encoded = buffer.getvalue()
+                if len(encoded) <= max_bytes or max(picture.size) <= 64:
+                    return encoded
+                width, height = picture.size
+                # In place: the picture is ours, and a copy would be one more full-size picture.
+                picture.thumbnail((max(1, width * 3 // 4), max(1, height * 3 // 4)), Image.Resampling.LANCZOS)
+        finally:
+            # Free the pixels before the budget is handed on, not when the frame goes.
+            image.close()
+            picture.close()
+
+
+def _png_ready(image: Image.Image, what: str) -> Image.Image:
+    """Decoded, upright, in a mode PNG stores (converted only when it is not)."""
+    _load(image, what)
+    picture = _upright(image, what)
     if picture.mode not in _PNG_MODES:
-        picture = picture.convert("RGBA" if _has_alpha(picture) else "RGB")
-    while True:
-        buffer = BytesIO()
-        picture.save(buffer, "PNG", optimize=False)
-        encoded = buffer.getvalue()
-        if len(encoded) <= max_bytes or max(picture.size) <= 64:
-            return encoded
-        width, height = picture.size
-        picture = picture.copy()
-        picture.thumbnail((max(1, width * 3 // 4), max(1, height * 3 // 4)), Image.Resampling.LANCZOS)
+        picture = _converted(picture, "RGBA" if _has_alpha(picture) else "RGB")
+    return picture
+
+
+def _converted(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in `mode`, the original's pixels freed at once rather than when it goes."""
+    converted = image.convert(mode)
+    image.close()
+    return converted
 
 
 def split_grid(data: bytes) -> list[bytes]:
     """The four pictures of a 2×2 grid as PNG bytes: top-left, top-right, bottom-left,
-    bottom-right (the U1..U4 order). Blocking: run it in a worker thread."""
-    image = _decoded(data, "The grid image")
-    if image.mode not in _PNG_MODES:
-        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-    width, height = image.size
-    if width < 2 or height < 2:
-        raise ImageInputError("The grid image is too small to split into four.", hint="Pass a 2×2 grid image.")
-    half_w, half_h = width // 2, height // 2
-    boxes = ((0, 0, half_w, half_h), (half_w, 0, width, half_h), (0, half_h, half_w, height))
-    boxes += ((half_w, half_h, width, height),)
-    parts: list[bytes] = []
-    for box in boxes:
-        buffer = BytesIO()
-        image.crop(box).save(buffer, format="PNG")
-        parts.append(buffer.getvalue())
+    bottom-right (the U1..U4 order). Blocking: run it in a worker thread.
+
+    The grid is decoded once; each quadrant is cropped, encoded and dropped before the next, so
+    at most one quarter-size copy exists beside the decoded grid."""
+    what = "The grid image"
+    image = _open(data, what)
+    with _BUDGET.hold(_pixels(image)):
+        image = _png_ready(image, what)
+        width, height = image.size
+        if width < 2 or height < 2:
+            raise ImageInputError("The grid image is too small to split into four.", hint="Pass a 2×2 grid image.")
+        half_w, half_h = width // 2, height // 2
+        boxes = ((0, 0, half_w, half_h), (half_w, 0, width, half_h), (0, half_h, half_w, height))
+        boxes += ((half_w, half_h, width, height),)
+        parts: list[bytes] = []
+        for box in boxes:
+            buffer = BytesIO()
+            image.crop(box).save(buffer, format="PNG")
+            parts.append(buffer.getvalue())
+        image.close()  # free the pixels before the budget is handed on
     return parts

@@ -9,8 +9,14 @@ streaming, so a huge file is never read whole), and at most `images.MAX_PIXELS` 
 Two guards stand between a tool argument and this machine's surroundings:
 
 - Local files are read only when their *real* path (symbolic links resolved) lies inside one of
-  the allowed folders (`MJ_ALLOWED_DIRS`). The file is then opened without following links and
-  checked to be a regular file on the open descriptor, so a FIFO or device cannot block or feed us.
+  the allowed folders (`MJ_ALLOWED_DIRS`). That real path is then opened one component at a
+  time from a descriptor of the allowed folder, none of them followed if it is a link
+  (`O_NOFOLLOW`; `O_DIRECTORY` for the folders), so a folder swapped for a link between the
+  check and the open makes the open fail instead of reading whatever the link points to. The
+  file is checked to be a regular file on the open descriptor, so a FIFO or device cannot
+  block or feed us. Whether a short text is a relative path or base64 is decided by looking
+  only inside the allowed folders (`ImageLoader.classify`), so answers never tell whether a
+  file outside them exists.
 - URLs must be public (`netguard.UrlGuard`), and downloads connect to the very address that was
   checked (`netguard.pinned_request`). Redirects are followed by hand, at most `MAX_REDIRECTS`,
   each hop checked again. Requests carry no credentials, no cookies and ignore proxy
@@ -39,7 +45,7 @@ import httpx2
 
 from mj_mcp import __version__
 from mj_mcp.errors import ImageInputError, ImageRejectedError
-from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES, classify, inspect_image, png_for_resource
+from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES, InputKind, classify, inspect_image, png_for_resource
 from mj_mcp.netguard import CheckedUrl, Resolver, UrlGuard, pinned_request, safe_url
 from mj_mcp.streams import declared_too_large, read_capped
 
@@ -55,6 +61,12 @@ _ALLOW_HINT: Final = (
 )
 _OK_CONTENT_TYPES: Final = ("application/octet-stream", "binary/octet-stream", "")
 _ACCEPT: Final = "image/png, image/jpeg, image/webp, image/gif;q=0.9, */*;q=0.1"
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS: Final = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC
+_FILE_FLAGS: Final = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC | getattr(os, "O_BINARY", 0)
+"""O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused as not a regular file)."""
+_BY_DESCRIPTOR: Final = os.open in os.supports_dir_fd
 
 
 def _url_hint(advice: str | None = None) -> str:
@@ -98,7 +110,11 @@ class ImageLoader:
         *,
         timeout: float = 30.0,
     ) -> None:
-        self.allowed_dirs = self._resolve_dirs(allowed_dirs)
+        given = list(allowed_dirs)
+        self.allowed_dirs = self._resolve_dirs(given)
+        # The folders as configured too, `~` expanded (a link to an allowed folder names it):
+        # `classify` compares paths to these as written, before anything on disk is looked at.
+        self._named_dirs = self.allowed_dirs + [_absolute(folder) for folder in given]
         self.max_bytes = max_bytes
         self._shared_http = http
         self._own_http: httpx2.AsyncClient | None = None
@@ -141,9 +157,15 @@ class ImageLoader:
 
     # -- public --------------------------------------------------------------------------------
 
+    def classify(self, value: str) -> InputKind:
+        """`images.classify` that takes a short base64-like text for a relative path only when it
+        names a file inside the allowed folders. Nothing outside them is looked at. Blocking
+        (it may look at the disk), but only briefly."""
+        return classify(value, self._names_allowed_file)
+
     async def load(self, value: str) -> LoadedImage:
         """Read, decode or download `value` and check it. Raises ImageInputError/ImageRejectedError."""
-        kind = classify(value)
+        kind = self.classify(value)
         text = value.strip()
         if kind == "url":
             data, source = await self._download(text)
@@ -305,6 +327,17 @@ class ImageLoader:
     def _inside(self, path: Path) -> bool:
         return any(path.is_relative_to(folder) for folder in self.allowed_dirs)
 
+    def _names_allowed_file(self, text: str) -> bool:
+        """Whether path `text` names something inside the allowed folders. A path that is not
+        inside them as written is not looked up at all."""
+        written = _absolute(Path(text))
+        if not any(written.is_relative_to(folder) for folder in self._named_dirs):
+            return False
+        try:
+            return self._inside(written.resolve(strict=True))
+        except (OSError, RuntimeError, ValueError):
+            return False
+
     def _read_file(self, text: str) -> tuple[bytes, str]:
         given = text if len(text) <= 200 else text[:197] + "…"
         if text[:5].lower() == "file:":
@@ -342,14 +375,7 @@ class ImageLoader:
         return self._read_regular(real, given), str(real)
 
     def _read_regular(self, real: Path, given: str) -> bytes:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(real, flags)
-        except OSError:
-            raise ImageInputError(
-                f"The file {given} cannot be opened.", hint="Check that it exists and is readable."
-            ) from None
+        fd = self._open_beneath(real, given)
         too_big = ImageRejectedError(
             f"The file {given} is larger than {self.max_bytes} bytes.", hint="Pass a smaller image."
         )
@@ -365,6 +391,43 @@ class ImageLoader:
         if len(data) > self.max_bytes:
             raise too_big
         return data
+
+    def _open_beneath(self, real: Path, given: str) -> int:
+        """Open `real` (resolved, inside an allowed folder) from that folder's descriptor, one
+        component at a time, following no link: the file that was checked, or an error."""
+        cannot_open = ImageInputError(
+            f"The file {given} cannot be opened.", hint="Check that it exists and is readable."
+        )
+        folder = next(folder for folder in self.allowed_dirs if real.is_relative_to(folder))
+        parts = real.relative_to(folder).parts
+        if not parts:
+            raise ImageInputError(f"{given} is not a regular file.", hint="Pass the path of an image file.")
+        if not _BY_DESCRIPTOR:  # pragma: no cover - Windows: no descriptor-relative open
+            try:
+                return os.open(real, _FILE_FLAGS)
+            except OSError:
+                raise cannot_open from None
+        try:
+            fd = os.open(folder, _DIR_FLAGS)
+        except OSError:
+            raise cannot_open from None
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            return os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+        except OSError:
+            # Also a component that became a link since `real` was resolved (ELOOP, ENOTDIR).
+            raise cannot_open from None
+        finally:
+            os.close(fd)
+
+
+def _absolute(path: Path) -> Path:
+    """`path` with `~` expanded, made absolute and `..` folded as written; nothing on disk is
+    looked at."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
 
 
 def _best_effort_resolve(path: Path) -> Path:

@@ -193,11 +193,73 @@ def test_classify_prefers_an_existing_file_over_a_short_base64_lookalike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    loader = ImageLoader([tmp_path], http=httpx2.AsyncClient(), resolver=FakeResolver())
     lookalike = "iVBORw0KGgo/AAAA"  # decodes to the PNG signature
-    assert classify(lookalike) == "base64"
+    assert loader.classify(lookalike) == "base64"
     (tmp_path / "iVBORw0KGgo").mkdir()
     (tmp_path / "iVBORw0KGgo" / "AAAA").write_bytes(png())
-    assert classify(lookalike) == "path"
+    assert loader.classify(lookalike) == "path"
+
+
+LOOKALIKE = "iVBORw0KGgo/AAAA"  # a relative path, and base64 that decodes to the PNG signature
+
+
+def record_file_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path that os.stat, os.lstat or os.readlink is asked about from now on."""
+    seen: list[str] = []
+    for name in ("stat", "lstat", "readlink"):
+        real = getattr(os, name)
+
+        def spy(path: object, *args: object, _real: Callable[..., object] = real, **kwargs: object) -> object:
+            seen.append(os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else repr(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, spy)
+    return seen
+
+
+def test_classify_looks_at_nothing_outside_the_allowed_folders(
+    allowed: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (outside / "iVBORw0KGgo").mkdir()
+    (outside / "iVBORw0KGgo" / "AAAA").write_bytes(png())
+    monkeypatch.chdir(outside)
+    loader, _ = make_loader(allowed)
+    seen = record_file_lookups(monkeypatch)
+    assert loader.classify(LOOKALIKE) == "base64"
+    assert classify(LOOKALIKE) == "base64"
+    assert [p for p in seen if not Path(p).is_relative_to(allowed)] == []
+
+
+@pytest.mark.anyio
+async def test_load_answers_the_same_for_an_existing_and_a_missing_lookalike_path_outside(
+    allowed: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a file outside the allowed folders exists cannot be told from the answer."""
+    monkeypatch.chdir(outside)
+    loader, _ = make_loader(allowed)
+    answers: list[str] = []
+    for exists in (False, True):
+        if exists:
+            (outside / "iVBORw0KGgo").mkdir()
+            (outside / "iVBORw0KGgo" / "AAAA").write_bytes(png())
+        with pytest.raises(MjError) as caught:
+            await loader.load(LOOKALIKE)
+        answers.append(f"{type(caught.value).__name__}: {caught.value}")
+    assert answers[0] == answers[1]
+
+
+def test_loader_classify_still_finds_a_lookalike_file_inside_through_a_link_to_the_folder(
+    tmp_path: Path, allowed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (allowed / "iVBORw0KGgo").mkdir()
+    (allowed / "iVBORw0KGgo" / "AAAA").write_bytes(png())
+    (tmp_path / "alias").symlink_to(allowed, target_is_directory=True)
+    monkeypatch.chdir(tmp_path / "alias")
+    loader = ImageLoader([tmp_path / "alias"], http=httpx2.AsyncClient(), resolver=FakeResolver())
+    assert loader.classify(LOOKALIKE) == "path"
+    (allowed / "link").symlink_to(tmp_path, target_is_directory=True)
+    assert loader.classify(str(allowed / "link" / "alias" / LOOKALIKE)) == "path"
 
 
 @pytest.mark.parametrize("value", ["", "   ", "\n\t"])
@@ -421,6 +483,64 @@ async def test_load_follows_a_symlink_that_stays_inside_the_allowed_folder(allow
 
 
 @pytest.mark.anyio
+async def test_load_never_reads_through_a_folder_swapped_for_a_link_after_the_check(
+    allowed: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of issue 12 row 8, made deterministic: `allowed/sub` is replaced by a link to
+    an outside folder right after the path was found to be inside."""
+    (allowed / "sub").mkdir()
+    (allowed / "sub" / "secret.png").write_bytes(png(color="green"))
+    (outside / "secret.png").write_bytes(outside_bytes := png(color="red"))
+    loader, _ = make_loader(allowed)
+    checked = loader._inside  # the step between check and open
+
+    def check_then_swap(path: Path) -> bool:
+        verdict = checked(path)
+        if verdict and path.name == "secret.png" and not (allowed / "sub").is_symlink():
+            (allowed / "sub").rename(allowed / "sub-before")
+            (allowed / "sub").symlink_to(outside, target_is_directory=True)
+        return verdict
+
+    monkeypatch.setattr(loader, "_inside", check_then_swap)
+    # The old code read the outside file here; refusing is the only safe answer.
+    with pytest.raises(ImageInputError, match="cannot be opened"):
+        await loader.load(str(allowed / "sub" / "secret.png"))
+    assert (allowed / "sub").is_symlink()
+    assert (allowed / "sub" / "secret.png").read_bytes() == outside_bytes
+
+
+@pytest.mark.anyio
+async def test_load_never_reads_a_file_swapped_for_a_link_after_the_check(
+    allowed: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (allowed / "cat.png").write_bytes(png(color="green"))
+    (outside / "secret.png").write_bytes(png(color="red"))
+    loader, _ = make_loader(allowed)
+    checked = loader._inside  # the step between check and open
+
+    def check_then_swap(path: Path) -> bool:
+        verdict = checked(path)
+        if verdict and not (allowed / "cat.png").is_symlink():
+            (allowed / "cat.png").unlink()
+            (allowed / "cat.png").symlink_to(outside / "secret.png")
+        return verdict
+
+    monkeypatch.setattr(loader, "_inside", check_then_swap)
+    with pytest.raises(ImageInputError, match="cannot be opened"):
+        await loader.load(str(allowed / "cat.png"))
+
+
+@pytest.mark.anyio
+async def test_load_reads_a_file_in_a_nested_folder_and_refuses_the_allowed_folder_itself(allowed: Path) -> None:
+    (allowed / "a" / "b").mkdir(parents=True)
+    (allowed / "a" / "b" / "cat.png").write_bytes(data := png())
+    loader, _ = make_loader(allowed)
+    assert (await loader.load(str(allowed / "a" / "b" / "cat.png"))).data == data
+    with pytest.raises(ImageInputError, match="not a regular file"):
+        await loader.load(str(allowed))
+
+
+@pytest.mark.anyio
 async def test_load_accepts_files_under_an_allowed_folder_given_through_a_symlink(
     tmp_path: Path, allowed: Path
 ) -> None:
@@ -503,10 +623,10 @@ async def test_load_reports_an_unreadable_file(allowed: Path, monkeypatch: pytes
     locked.write_bytes(png())
     real_open = os.open
 
-    def deny(path: str | Path, flags: int, mode: int = 0o777) -> int:
-        if Path(path) == locked:
+    def deny(path: str | Path, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if Path(path).name == locked.name:
             raise PermissionError(13, "Permission denied")
-        return real_open(path, flags, mode)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(loading.os, "open", deny)
     loader, _ = make_loader(allowed)

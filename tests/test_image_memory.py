@@ -204,6 +204,7 @@ def test_a_grid_is_still_cut_into_exact_quadrants_from_one_decode() -> None:
 RSS_BOUND_MB = 400
 
 
+@pytest.mark.slow
 def test_four_giant_result_images_at_once_stay_under_400_mb() -> None:
     """Issue 12 row 6: four 7071² results previewed, saved with their quadrants and served as
     resources at once, in a fresh interpreter (nothing else in its peak). Before the fix this

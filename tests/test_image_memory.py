@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import image_memory
+from benchmarks import memory as image_memory
 from mj_mcp import images
 from mj_mcp.images import DecodeBudget, make_preview, png_for_resource, split_grid
 
@@ -200,20 +200,6 @@ def test_a_grid_is_still_cut_into_exact_quadrants_from_one_decode() -> None:
 
 
 # -- the measurement ------------------------------------------------------------------------------
-
-RSS_BOUND_MB = 400
-
-
-@pytest.mark.slow
-def test_four_giant_result_images_at_once_stay_under_400_mb() -> None:
-    """Issue 12 row 6: four 7071² results previewed, saved with their quadrants and served as
-    resources at once, in a fresh interpreter (nothing else in its peak). Before the fix this
-    peaked at ~2.6 GB. Slow (10-30 s on 2 busy cores); the project has no `slow` marker yet."""
-    result = image_memory.measure()
-    assert result["count"] == 4
-    assert result["side"] == 7071
-    assert len(result["preview_bytes"]) == 4
-    assert result["peak_mb"] < RSS_BOUND_MB, result
 
 
 def test_the_benchmark_image_is_a_valid_png_made_without_decoding(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mj_mcp.glossary import english
+
 # ---------------------------------------------------------------------------------------------
 # Enumerations (as documented; replies accept other strings too)
 
@@ -49,8 +51,9 @@ FINISHED_STATUSES: Final = frozenset({Status.SUCCESS, Status.FAILURE, Status.CAN
 Mode = Literal["fast", "relax", "turbo"]
 AuthHeader = Literal["bearer", "mj-api-secret", "authorization"]
 """How the key is sent: `Authorization: Bearer <key>`, `mj-api-secret: <key>`, or `Authorization: <key>`."""
-ModePrefix = Literal["/{mode}", "/mj-{mode}"]
-"""Where the speed mode goes in a job's path: `/fast/mj/...` or `/mj-fast/mj/...`."""
+ModePrefix = Literal["/{mode}", "/mj-{mode}", "prompt"]
+"""How the speed mode reaches the upstream: in a job's path (`/fast/mj/...` or `/mj-fast/mj/...`),
+or as `--fast`/`--relax`/`--turbo` at the end of the job's prompt (which Midjourney itself honours)."""
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
@@ -209,6 +212,18 @@ class ModalRequest(WireModel):
         default=None,
         description="Vary Region mask (white = repaint): data URI, base64, URL or file path.",
     )
+
+
+class AccountSelection(WireModel):
+    """Which upstream account runs a job (MJ_ACCOUNT_FILTER): PLUS reads these at the top level of
+    a job's body, trueai inside `accountFilter` (where it also reads the last three)."""
+
+    instance_id: InstanceId = None
+    modes: Modes = None
+    remix: Remix = None
+    niji_remix: bool | None = Field(default=None, description="trueai: niji remix filter.")
+    remix_auto_considered: bool | None = Field(default=None, description="trueai: remix auto-considered filter.")
+    remark: str | None = Field(default=None, max_length=255, description="trueai: the account's remark.")
 
 
 class AccountFilter(WireModel):
@@ -381,6 +396,23 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+CALLBACK_KEYS: Final = frozenset({"notifyHook", "notify_hook"})
+"""Where NZ and TA give back the callback URL a job was submitted with (`properties.notifyHook`,
+on fetch, lists and callbacks). Its path is the callback receiver's only credential, so replies
+never keep it: nothing a model reads may carry it."""
+
+
+def _without_callback(value: Any) -> Any:
+    """A reply object without the callback URL, at the top and in its `properties`."""
+    if not isinstance(value, dict):
+        return value
+    data = {k: v for k, v in value.items() if k not in CALLBACK_KEYS}  # pyright: ignore[reportUnknownVariableType]
+    properties = data.get("properties")
+    if isinstance(properties, dict):
+        data["properties"] = {k: v for k, v in properties.items() if k not in CALLBACK_KEYS}  # pyright: ignore[reportUnknownVariableType]
+    return data  # pyright: ignore[reportUnknownVariableType]
+
+
 class ReplyModel(_CamelModel):
     """Base of reply models: unknown fields kept. `to_wire` gives the fields the upstream sent
     (and defaults we filled in)."""
@@ -408,6 +440,8 @@ class SubmitResult(ReplyModel):
         if isinstance(value, list):
             return [_id_to_str(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
         return value
+
+    _no_callback = model_validator(mode="before")(_without_callback)
 
     @property
     def task_id(self) -> str | None:
@@ -485,6 +519,14 @@ class Task(ReplyModel):
     bot_type: str | None = None
     custom_id: str | None = None
     parent_id: Annotated[str | None, BeforeValidator(_id_to_str)] = None
+
+    _no_callback = model_validator(mode="before")(_without_callback)
+
+    @field_validator("fail_reason", mode="after")
+    @classmethod
+    def _english_reason(cls, value: str | None) -> str | None:
+        # Upstreams fail tasks with Chinese reasons (取消任务, 执行超时 5 分钟, ...).
+        return english(value) if value else value
 
     @field_validator("progress", mode="before")
     @classmethod

@@ -1,0 +1,116 @@
+"""The upstreams' own messages in English: one table, with the original kept in parentheses.
+
+The midjourney-proxy family answers in Chinese (validation, queue, account, ban and failReason
+texts) and new-api in snake_case codes; a model or a reader should not have to guess. Each row of
+`GLOSSARY` is a pattern found in what the upstreams' sources send (docs/upstream-api.md §4,
+upstream-audit.md) and an English sentence; `{1}`, `{2}` are the pattern's groups (a model name,
+a count). `english` gives `"<English> (<original>)"` for a text that holds a known phrase, and
+any other text as it is. It is idempotent, because a task may be read twice (a poll, then the
+same task from a callback).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["GLOSSARY", "english"]
+
+_ROWS: Final[tuple[tuple[str, str], ...]] = (
+    # Per-user limits and queues (TA; NZ's queue full).
+    (r"队列数已达上限", "The account's queue limit is reached; try again when a running job has finished"),
+    (r"并发数已达上限", "The account's limit of jobs running at once is reached; try again when one has finished"),
+    (r"今日绘图次数已达上限", "The account's daily limit of jobs is reached; try again tomorrow"),
+    (r"排队中，前面还有\s*(\d+)\s*个任务", "Queued, {1} jobs ahead"),
+    (r"队列已满", "The queue is full; try again later"),
+    (r"提交失败，系统异常", "The upstream failed to submit the job (system error)"),
+    (r"提交成功", "Submitted"),
+    # Accounts, channels, tokens (NZ, TA, new-api).
+    (r"无可用的账号实例", "No upstream account is available"),
+    (r"账号不可用", "The account is unavailable"),
+    (r"账号已禁用", "The account is disabled"),
+    (r"账号无权限", "The account lacks the permission for this"),
+    (r"实例不可用", "The upstream account instance is unavailable"),
+    (r"该令牌无权访问模型\s*(\S+)", "This token may not use model {1}"),
+    (r"无权访问\s*(\S+)\s*分组", "This token may not use group {1}"),
+    (r"无可用渠道", "The gateway has no channel for this model, so nothing was started"),
+    (r"获取渠道信息失败", "The gateway lost the channel that ran this task; ask its administrator"),
+    (r"当前分组负载已饱和", "The gateway's group is saturated; try again in a little while"),
+    (r"用户已被封禁", "The user is banned on this gateway"),
+    (r"额度不足|余额不足", "The account's quota is used up"),
+    # Validation (NZ, TA).
+    (r"[Pp]rompt ?不能为空", "The prompt is empty"),
+    (r"可能包含敏感词", "The prompt may contain a banned word"),
+    (r"base64或link不能为空", "An image (base64 or link) is required"),
+    (r"base64格式错误", "An image is not valid base64"),
+    (r"base64不能为空", "An image is required"),
+    (r"base64List参数错误", "The image list is wrong"),
+    (r"dimensions参数错误", "dimensions must be PORTRAIT, SQUARE or LANDSCAPE"),
+    (r"content参数错误", "content must look like '<taskId> U1..U4|V1..V4|R'"),
+    (r"taskId不能为空", "taskId is required"),
+    (r"action参数错误", "action is wrong"),
+    (r"关联任务不存在或已失效", "The referenced task does not exist or has expired"),
+    (r"关联任务状态错误", "The referenced task is not in a state that allows this (it must be SUCCESS)"),
+    (r"关联任务不允许执行变化", "The referenced task does not allow this change"),
+    (r"该任务不支持重新生成", "This task cannot be rerolled"),
+    (r"目标任务不存在", "The target task does not exist"),
+    (r"未知的 ?Action ?类型", "Unknown button (customId)"),
+    (r"图片参数错误，2~5张图片", "blend needs 2 to 5 images"),
+    (r"image或prompt不能为空", "image and prompt are both required"),
+    (r"人脸图片和目标图片不能相同", "The face and target images must differ"),
+    (r"请填写 ?job id 或 ?url", "A job id or URL is required"),
+    (r"job id 格式错误", "The job id is not a Midjourney job UUID"),
+    (r"未找到 ?seed", "No seed was found for this task"),
+    (r"禁止上传", "Image uploads are disabled on this upstream; pass an image URL instead"),
+    (r"视频功能未启用", "Video is not enabled on this upstream"),
+    (r"演示模式，禁止操作", "This account may not do this (demo mode; admin only)"),
+    (r"参数错误", "A parameter is wrong"),
+    # Task failures (failReason).
+    (r"上游任务超时", "The upstream did not finish the task within an hour"),
+    (r"执行超时\s*(\d+)\s*分钟", "The job timed out after {1} minutes"),
+    (r"任务提交超时", "Submitting the job timed out"),
+    (r"任务超时", "The job timed out"),
+    (r"取消任务", "The task was cancelled"),
+    (r"上传图片到discord失败", "Uploading the image to Discord failed"),
+    (r"服务异常，请稍后重试", "The upstream failed; try again later"),
+    (r"操作失败", "The upstream failed"),
+    # new-api's own codes.
+    (r"task_no(?:t)?_found", "Task not found"),
+    (r"task_status_not_success", "The referenced task has not succeeded"),
+    (r"quota_not_enough", "The account's quota is used up"),
+    (r"index_is_required", "index (1-4) is required"),
+    (r"index_parse_failed", "index could not be read"),
+    (r"prompt_is_required", "The prompt is required"),
+    (r"task_id_is_required", "taskId is required"),
+    (r"custom_id_is_required", "customId is required"),
+    (r"content_is_required", "content is required"),
+    (r"content_parse_failed", "content could not be read"),
+    (r"unknown_action:?\s*(\S*)", "This gateway cannot relay the button {1}"),
+    (r"bind_request_body_failed", "The gateway could not read the request"),
+    (r"sour_base64_and_target_base64_is_required", "Both images are required"),
+    (r"do_request_failed", "The gateway could not reach its upstream"),
+    (r"empty_response_body", "The gateway's upstream sent an empty reply"),
+)
+
+GLOSSARY: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple((re.compile(p), e) for p, e in _ROWS)
+"""(pattern, English) in the order tried: longer, more specific phrases first."""
+
+_TRANSLATED: Final = re.compile(r"^[^\u3400-\u9fff(]+ \((?P<original>.+)\)$", re.DOTALL)
+
+
+def english(text: str) -> str:
+    """`"<English> (<text>)"` when `text` holds a known upstream phrase; otherwise `text` unchanged."""
+    done = _TRANSLATED.match(text)
+    if done is not None and _sentence(done.group("original")) is not None:
+        return text  # already "<English> (<original>)"
+    sentence = _sentence(text)
+    return f"{sentence} ({text})" if sentence is not None and text.strip() else text
+
+
+def _sentence(text: str) -> str | None:
+    for pattern, sentence in GLOSSARY:
+        found = pattern.search(text)
+        if found is not None:
+            groups = [g or "" for g in found.groups()]
+            return sentence.format("", *groups).replace("  ", " ").strip()
+    return None

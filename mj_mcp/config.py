@@ -72,10 +72,10 @@ class Settings(BaseSettings):
     )
     upstream: Upstream = Field(default=DEFAULT_UPSTREAM, description="which upstream software MJ_BASE_URL runs")
     # None until `_profile_defaults` fills in the profile's (so the help names no fixed default).
-    auth_header: AuthHeader = Field(default=None, description="how the key is sent; unset, the profile's")
+    auth_header: AuthHeader = Field(default=cast(Any, None), description="how the key is sent; unset, the profile's")
     mode: Literal["", Mode] = Field(default="", description="speed mode; unset, the account's own")
     mode_prefix: ModePrefix = Field(
-        default=None, description="how a speed mode reaches the upstream; unset, the profile's"
+        default=cast(Any, None), description="how a speed mode reaches the upstream; unset, the profile's"
     )
     account_filter: Annotated[AccountSelection | None, NoDecode] = Field(
         default=None, description='account selection for every job, as JSON, e.g. {"instanceId":"123"}'

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar, cast
 
 from pydantic import (
     AliasChoices,
@@ -406,11 +406,11 @@ def _without_callback(value: Any) -> Any:
     """A reply object without the callback URL, at the top and in its `properties`."""
     if not isinstance(value, dict):
         return value
-    data = {k: v for k, v in value.items() if k not in CALLBACK_KEYS}  # pyright: ignore[reportUnknownVariableType]
+    data = {k: v for k, v in cast(dict[str, Any], value).items() if k not in CALLBACK_KEYS}
     properties = data.get("properties")
     if isinstance(properties, dict):
-        data["properties"] = {k: v for k, v in properties.items() if k not in CALLBACK_KEYS}  # pyright: ignore[reportUnknownVariableType]
-    return data  # pyright: ignore[reportUnknownVariableType]
+        data["properties"] = {k: v for k, v in cast(dict[str, Any], properties).items() if k not in CALLBACK_KEYS}
+    return data
 
 
 class ReplyModel(_CamelModel):

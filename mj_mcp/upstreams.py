@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 from mj_mcp.endpoints import ENDPOINTS, Endpoint
 from mj_mcp.models import AuthHeader, ChangeRequest, ModePrefix, SimpleChangeRequest
@@ -28,6 +28,7 @@ __all__ = [
     "Upstream",
     "as_change",
     "change_button",
+    "recognise",
 ]
 
 Upstream = Literal["plus", "new-api", "trueai", "novicezk"]
@@ -205,3 +206,21 @@ def as_change(request: SimpleChangeRequest) -> ChangeRequest:
 def change_button(request: ChangeRequest) -> str:
     """The label of the grid button that does what `request` asks (U2, V1, 🔄), for `action`."""
     return _BUTTON_OF_CHANGE[request.action].format(index=request.index or 1)
+
+
+def recognise(status: int, data: Any, *, web_page: bool) -> Upstream | None:
+    """Which program sent a reply with this status and parsed JSON `data` (`web_page`: HTML where
+    JSON belongs, at a success status), when it bears one's signature (`Profile.fingerprint`)."""
+    if web_page:
+        return "new-api"  # its dashboard answers the /mj routes it does not relay
+    if not isinstance(data, dict):
+        return None
+    body = cast(dict[str, Any], data)
+    error = body.get("error")
+    if isinstance(error, dict) and cast(dict[str, Any], error).get("type") == "new_api_error":
+        return "new-api"
+    if body.get("success") is False and body.get("code") == -1:
+        return "trueai"
+    if status == 404 and body.get("status") == 404 and {"timestamp", "error", "path"} <= body.keys():
+        return "novicezk"
+    return None

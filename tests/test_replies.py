@@ -78,13 +78,17 @@ ROWS: list[tuple[str, Endpoint, Reply, type[MjError], int | None, str, str]] = [
      UpstreamRejectedError, 4, "quota is used up", "Change the arguments"),
     ("new-api-web-page", LIST, Reply(200, b"<!doctype html><html></html>", {"content-type": "text/html"}),
      UpstreamRejectedError, None, "answered with a web page", "Gateways such as new-api"),
-    ("ta-second-envelope", IMAGINE, Reply(200, body({"success": False, "code": -1, "message": "并发数已达上限"})),
-     UpstreamRejectedError, None, "并发数已达上限", "Change the arguments"),
+    ("ta-second-envelope", IMAGINE, Reply(200, body({"success": False, "code": -1, "message": "参数错误"})),
+     UpstreamRejectedError, None, "a parameter is wrong (参数错误)", "Change the arguments"),
+    ("ta-concurrency-limit", IMAGINE, Reply(200, body({"success": False, "code": -1, "message": "并发数已达上限"})),
+     RateLimitedError, None, "(并发数已达上限)", "running jobs has finished"),
     ("spring-error", IMAGINE, Reply(400, body({"status": 400, "error": "Bad Request"})), UpstreamRejectedError, None,
      "Bad Request: the request body was not accepted", "Change the arguments"),
     ("auth-401", IMAGINE, Reply(401, b"nope"), AuthenticationError, None, "refused the key (HTTP 401)",
      "MJ_AUTH_HEADER"),
-    ("auth-403", IMAGINE, Reply(403, "账号不可用".encode()), AuthenticationError, None, "HTTP 403", "MJ_API_KEY"),
+    ("auth-403-reason", IMAGINE, Reply(403, "账号不可用".encode()), AuthenticationError, None,
+     "HTTP 403): the account is unavailable (账号不可用)", "operator"),
+    ("auth-403-empty", IMAGINE, Reply(403), AuthenticationError, None, "refused imagine (HTTP 403).", "MJ_API_KEY"),
     ("plain-400", IMAGINE, Reply(400, f"bad key {KEY}".encode()), UpstreamRejectedError, None,
      "HTTP 400: bad key ***", "Change the arguments"),
     ("empty-400", IMAGINE, Reply(400), UpstreamRejectedError, None, "with HTTP 400.", "Change the arguments"),
@@ -187,7 +191,7 @@ def test_scrub_masks_the_key_and_shortens() -> None:
     assert SCRUB(f"  {KEY} " + "x" * 400).startswith("*** x")
     assert len(SCRUB("y" * 400)) == 301
     assert scrubber(None)(" text ") == "text"
-    assert gloss("队列已满!") == "队列已满! (the queue is full)"
+    assert gloss("队列已满!") == "the queue is full; try again later (队列已满!)"
 
 
 def test_a_reply_too_large_to_read_may_still_mean_a_paid_job() -> None:

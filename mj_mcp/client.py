@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import random
 import re
-from math import ceil
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -349,7 +348,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         if limit is None or payload.length <= limit:
             return
         raise InputError(
-            f"The {endpoint.name} request would be {ceil(payload.length / 1e6)} MB of JSON, but "
+            f"The {endpoint.name} request would be {payload.length / 1e6:.1f} MB of JSON, but "
             f"{self.profile.title} accepts at most {limit / 1e6:g} MB (HTTP 413 otherwise). Nothing was sent.",
             hint="Pass fewer or smaller images (as base64 each weighs a third more than its file), or image "
             "URLs where the tool takes them, and call again.",

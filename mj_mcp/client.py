@@ -327,10 +327,11 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         body = request.to_wire()
         chosen = (mode or self.mode) if endpoint.mode_applies else ""
         prompt = body.get("prompt")
-        if chosen and self.mode_prefix == "prompt" and isinstance(prompt, str) and prompt:
-            # A job without a prompt (a button, a blend) runs in the account's default mode here.
-            if _MODE_IN_PROMPT.search(prompt) is None:
-                body["prompt"] = f"{prompt} --{chosen}"
+        # A job without a prompt (a button, a blend) runs in the account's default mode here; a
+        # prompt that names a mode already keeps the user's own.
+        in_prompt = bool(chosen) and self.mode_prefix == "prompt" and isinstance(prompt, str)
+        if in_prompt and prompt and _MODE_IN_PROMPT.search(prompt) is None:
+            body["prompt"] = f"{prompt} --{chosen}"
         if isinstance(request, ChangeRequest) and self.profile.reroll_index:
             body.setdefault("index", 1)  # new-api refuses a change without one, REROLL included
         nested = "account_filter" in type(request).model_fields or self.profile.account_filter == "nested"

@@ -33,7 +33,6 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from mj_mcp.endpoints import Endpoint
-from mj_mcp.glossary import english
 from mj_mcp.errors import (
     AuthenticationError,
     BannedPromptError,
@@ -46,6 +45,7 @@ from mj_mcp.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
+from mj_mcp.glossary import english
 from mj_mcp.models import (
     CODE_BANNED_PROMPT,
     CODE_EXISTED_MODAL,

@@ -100,7 +100,8 @@ def _names(*names: str) -> frozenset[str]:
 
 
 def _done_as(**pairs: str) -> Mapping[str, str]:
-    assert pairs.keys() <= ENDPOINTS.keys() and set(pairs.values()) <= ENDPOINTS.keys(), pairs
+    assert pairs.keys() <= ENDPOINTS.keys(), pairs
+    assert set(pairs.values()) <= ENDPOINTS.keys(), pairs
     return MappingProxyType(pairs)
 
 

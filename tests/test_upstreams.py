@@ -220,7 +220,11 @@ async def test_plus_and_new_api_read_account_selection_at_the_top_level() -> Non
         recorder = Recorder()
         async with client(upstream, recorder, account_filter=CHOSEN) as mj:
             await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="a cat", remix=True))
-            assert (recorder.body["instanceId"], recorder.body["modes"], recorder.body["remix"]) == ("123", ["FAST"], True)
+            assert (recorder.body["instanceId"], recorder.body["modes"], recorder.body["remix"]) == (
+                "123",
+                ["FAST"],
+                True,
+            )
             assert "accountFilter" not in recorder.body
             await mj.submit(ENDPOINTS["upload_images"], _upload())
             assert "instanceId" not in recorder.body  # an upload starts no task on an account

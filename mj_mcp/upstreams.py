@@ -5,7 +5,7 @@ what openai-hk and the seeds document), a new-api gateway in front of a proxy (`
 self-hosted trueai-org midjourney-proxy (`trueai`) or the original novicezk one (`novicezk`).
 Each is one frozen `Profile`; code asks it (`profile.offers(endpoint)`, `profile.mode_prefix`,
 `profile.account_filter`, ...) and never compares profile names. The facts come from reading
-each program's source (docs/upstream-api.md §8, shared/docs/upstream-audit.md).
+each program's source (docs/upstream-api.md §8).
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 code_21="task_exists",
                 reroll_index=True,
                 max_body_bytes=32 * MB,  # MAX_REQUEST_BODY_MB, default 32 (MiB: the smaller reading, MB, is kept)
-                fingerprint='{"error":{"message":…,"type":"new_api_error"}} bodies, and its dashboard HTML at '
-                "HTTP 200 on the /mj routes it does not relay",
+                fingerprint='its own error JSON {"error":{"message":…,"type":…}} (of its own type), and its '
+                "dashboard HTML at HTTP 200 on the /mj routes it does not relay",
             ),
             Profile(
                 name="trueai",

@@ -56,7 +56,6 @@ from mj_mcp.errors import (
 )
 from mj_mcp.jsonbody import JsonBody
 from mj_mcp.models import (
-    AccountSelection,
     AuthHeader,
     ChangeRequest,
     ConditionRequest,
@@ -72,7 +71,7 @@ from mj_mcp.models import (
 from mj_mcp.replies import Reply
 from mj_mcp.retrying import Again, Sleep, equal_jitter, retrying
 from mj_mcp.streams import declared_too_large, read_capped
-from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, Profile
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, AccountSelection, Profile
 
 __all__ = ["AuthHeader", "MjClient"]
 

@@ -21,8 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mj_mcp.errors import SettingsError, validation_problems
 from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES
-from mj_mcp.models import AccountSelection, AuthHeader, Mode, ModePrefix
-from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, Profile, Upstream
+from mj_mcp.models import AuthHeader, Mode, ModePrefix
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, AccountSelection, Profile, Upstream
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["GLOSSARY", "english"]
+__all__ = ["GLOSSARY", "english", "english_or_none"]
 
 _ROWS: Final[tuple[tuple[str, str], ...]] = (
     # Per-user limits and queues (TA; NZ's queue full).
@@ -108,6 +108,11 @@ def english(text: str) -> str:
         return text  # already "<English> (<original>)"
     sentence = _sentence(text)
     return f"{sentence} ({text})" if sentence is not None and text.strip() else text
+
+
+def english_or_none(text: str | None) -> str | None:
+    """`english(text)`, and None for None (an optional field such as a task's failReason)."""
+    return english(text) if text else text
 
 
 def _sentence(text: str) -> str | None:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar, cast
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -28,7 +29,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from mj_mcp.glossary import english
+from mj_mcp.glossary import english_or_none
 
 # ---------------------------------------------------------------------------------------------
 # Enumerations (as documented; replies accept other strings too)
@@ -214,18 +215,6 @@ class ModalRequest(WireModel):
     )
 
 
-class AccountSelection(WireModel):
-    """Which upstream account runs a job (MJ_ACCOUNT_FILTER): PLUS reads these at the top level of
-    a job's body, trueai inside `accountFilter` (where it also reads the last three)."""
-
-    instance_id: InstanceId = None
-    modes: Modes = None
-    remix: Remix = None
-    niji_remix: bool | None = Field(default=None, description="trueai: niji remix filter.")
-    remix_auto_considered: bool | None = Field(default=None, description="trueai: remix auto-considered filter.")
-    remark: str | None = Field(default=None, max_length=255, description="trueai: the account's remark.")
-
-
 class AccountFilter(WireModel):
     """Filter: which upstream account runs the job."""
 
@@ -397,20 +386,17 @@ def _id_to_str(value: Any) -> Any:
 
 
 CALLBACK_KEYS: Final = frozenset({"notifyHook", "notify_hook"})
-"""Where NZ and TA give back the callback URL a job was submitted with (`properties.notifyHook`,
-on fetch, lists and callbacks). Its path is the callback receiver's only credential, so replies
-never keep it: nothing a model reads may carry it."""
+"""The callback URL that NZ and TA give back in a task (`properties.notifyHook`): its path is the
+callback receiver's only credential, so no reply model keeps it, and no model reads it."""
 
 
 def _without_callback(value: Any) -> Any:
     """A reply object without the callback URL, at the top and in its `properties`."""
-    if not isinstance(value, dict):
-        return value
-    data = {k: v for k, v in cast(dict[str, Any], value).items() if k not in CALLBACK_KEYS}
-    properties = data.get("properties")
-    if isinstance(properties, dict):
-        data["properties"] = {k: v for k, v in cast(dict[str, Any], properties).items() if k not in CALLBACK_KEYS}
-    return data
+    if isinstance(value, dict):
+        value = {k: v for k, v in cast(dict[str, Any], value).items() if k not in CALLBACK_KEYS}
+        if isinstance(properties := value.get("properties"), dict):
+            value["properties"] = {k: v for k, v in cast(dict[str, Any], properties).items() if k not in CALLBACK_KEYS}
+    return value  # pyright: ignore[reportUnknownVariableType]
 
 
 class ReplyModel(_CamelModel):
@@ -508,7 +494,7 @@ class Task(ReplyModel):
     finish_time: int | None = None
     image_url: str | None = None
     progress: str | None = None
-    fail_reason: str | None = None
+    fail_reason: Annotated[str | None, AfterValidator(english_or_none)] = None  # 取消任务 and the like, in English
     properties: Properties = Field(default_factory=dict)
     buttons: ListOrNull[Button] = Field(default_factory=lambda: list[Button]())
     image_urls: list[MediaUrl] | None = None
@@ -521,12 +507,6 @@ class Task(ReplyModel):
     parent_id: Annotated[str | None, BeforeValidator(_id_to_str)] = None
 
     _no_callback = model_validator(mode="before")(_without_callback)
-
-    @field_validator("fail_reason", mode="after")
-    @classmethod
-    def _english_reason(cls, value: str | None) -> str | None:
-        # Upstreams fail tasks with Chinese reasons (取消任务, 执行超时 5 分钟, ...).
-        return english(value) if value else value
 
     @field_validator("progress", mode="before")
     @classmethod

@@ -15,13 +15,25 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, cast, get_args
 
+from pydantic import Field
+
 from mj_mcp.endpoints import ENDPOINTS, Endpoint
-from mj_mcp.models import AuthHeader, ChangeRequest, ModePrefix, SimpleChangeRequest
+from mj_mcp.models import (
+    AuthHeader,
+    ChangeRequest,
+    InstanceId,
+    ModePrefix,
+    Modes,
+    Remix,
+    SimpleChangeRequest,
+    WireModel,
+)
 
 __all__ = [
     "DEFAULT_UPSTREAM",
     "PROFILES",
     "UPSTREAM_NAMES",
+    "AccountSelection",
     "AccountShape",
     "Code21",
     "Profile",
@@ -45,6 +57,18 @@ Code21 = Literal["modal", "task_exists"]
 task like it already exists (the others' docs), unless the reply itself shows a MODAL wait."""
 
 MB: Final = 1_000_000
+
+
+class AccountSelection(WireModel):
+    """Which upstream account runs a job (MJ_ACCOUNT_FILTER): PLUS reads these at the top level of
+    a job's body, trueai inside `accountFilter` (where it also reads the last three)."""
+
+    instance_id: InstanceId = None
+    modes: Modes = None
+    remix: Remix = None
+    niji_remix: bool | None = Field(default=None, description="trueai: niji remix filter.")
+    remix_auto_considered: bool | None = Field(default=None, description="trueai: remix auto-considered filter.")
+    remark: str | None = Field(default=None, max_length=255, description="trueai: the account's remark.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,6 @@ from mj_mcp.client import MjClient
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.errors import InputError, SubmitOutcomeUnknownError, UpstreamRejectedError
 from mj_mcp.models import (
-    AccountSelection,
     ActionRequest,
     BlendRequest,
     ChangeRequest,
@@ -25,7 +24,7 @@ from mj_mcp.models import (
     SimpleChangeRequest,
     SwapFaceRequest,
 )
-from mj_mcp.upstreams import PROFILES, UPSTREAM_NAMES, as_change, change_button, recognise
+from mj_mcp.upstreams import PROFILES, UPSTREAM_NAMES, AccountSelection, as_change, change_button, recognise
 
 pytestmark = pytest.mark.anyio
 

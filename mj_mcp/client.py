@@ -91,6 +91,10 @@ TASK_ID_RULES: Final = (
 _NOT_IN_AN_ID: Final = re.compile(r"[\x00-\x1f\x7f-\x9f/]")
 _MODE_IN_PROMPT: Final = re.compile(r"(?<!\S)--(?:fast|relax|turbo)(?!\S)", re.IGNORECASE)
 """A speed-mode parameter the prompt already has (the user's own wins over the configured mode)."""
+_NO_RECENT_TASKS: Final = (
+    "The job may have been created, and this upstream cannot list its recent tasks: ask the user to look "
+    "in the provider's dashboard before submitting again, so that it is not paid for twice."
+)
 _SELECTION_KEYS: Final = ("instanceId", "modes", "remix")
 """Account selection a request model carries at its top level (PLUS's shape)."""
 
@@ -207,7 +211,12 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         url = self._url(endpoint, request, mode=mode)
         payload = JsonBody(self._body(endpoint, request, mode))
         self._check_size(endpoint, payload)
-        reply = await self._send_submit(endpoint, url, payload)
+        try:
+            reply = await self._send_submit(endpoint, url, payload)
+        except SubmitOutcomeUnknownError as exc:
+            if not self.profile.routes(ENDPOINTS["recent_tasks"]):
+                exc.hint = _NO_RECENT_TASKS  # its own hint would send the model to a missing tool
+            raise
         return replies.submit_result(endpoint, reply, self._scrub, self.profile)
 
     async def upload_images(self, request: UploadRequest, *, mode: Mode | None = None) -> list[str]:

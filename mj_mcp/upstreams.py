@@ -88,6 +88,8 @@ class Profile:
     done_as: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Endpoints it lacks (or cannot relay) that the server does through another endpoint instead."""
     code_21: Code21 = "task_exists"
+    unrelayed_buttons: tuple[str, ...] = ()
+    """customId beginnings of buttons it refuses to press (new-api's CoverPlusActionToNormalAction)."""
     reroll_index: bool = False
     """`change` REROLL must carry an index (new-api refuses index 0 for every change)."""
     max_body_bytes: int | None = None
@@ -110,6 +112,10 @@ class Profile:
         name = endpoint if isinstance(endpoint, str) else endpoint.name
         other = self.done_as.get(name)
         return ENDPOINTS[other] if other is not None else None
+
+    def presses(self, custom_id: str) -> bool:
+        """Whether a button with this customId can be pressed here (so a hint may suggest it)."""
+        return not custom_id.startswith(self.unrelayed_buttons)
 
     @property
     def setting(self) -> str:
@@ -154,6 +160,14 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 # Its simple-change route derives the model "mj_" and always fails (503/403).
                 done_as=_done_as(simple_change="change"),
                 code_21="task_exists",
+                unrelayed_buttons=(
+                    "MJ::Job::PicReader",  # describe's 1️⃣-4️⃣
+                    "MJ::Job::PromptAnalyzer",  # shorten's 1️⃣-5️⃣
+                    "MJ::JOB::animate",
+                    "MJ::JOB::video_virtual_upscale",
+                    "MJ::Picread::Retry",
+                    "MJ::BOOKMARK",
+                ),
                 reroll_index=True,
                 max_body_bytes=32 * MB,  # MAX_REQUEST_BODY_MB, default 32 (MiB: the smaller reading, MB, is kept)
                 fingerprint='its own error JSON {"error":{"message":…,"type":…}} (of its own type), and its '

@@ -306,8 +306,22 @@ async def test_the_same_refusal_on_another_profile_names_new_api() -> None:
 async def test_any_other_5xx_on_a_submit_stays_an_unknown_outcome() -> None:
     for reply in ({"error": {"message": "boom", "type": "new_api_error"}}, {"code": 9}, "oops"):
         async with client("new-api", Recorder(502 if isinstance(reply, dict) else 503, reply)) as mj:
-            with pytest.raises(SubmitOutcomeUnknownError):
+            with pytest.raises(SubmitOutcomeUnknownError) as info:
                 await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x"))
+        # new-api has no /mj/task/list: the hint must not send the model to recent_tasks.
+        assert "recent_tasks" not in info.value.hint and "dashboard" in info.value.hint
+    async with client("plus", Recorder(502, {"code": 9})) as mj:
+        with pytest.raises(SubmitOutcomeUnknownError) as info:
+            await mj.submit(ENDPOINTS["imagine"], ImagineRequest(prompt="x"))
+    assert "recent_tasks" in info.value.hint
+
+
+def test_new_api_cannot_press_the_buttons_its_gateway_refuses() -> None:
+    new_api, plus = PROFILES["new-api"], PROFILES["plus"]
+    for custom_id in ("MJ::Job::PicReader::1", "MJ::Job::PromptAnalyzer::2", "MJ::JOB::animate_high::1::x"):
+        assert not new_api.presses(custom_id)
+        assert plus.presses(custom_id)
+    assert new_api.presses("MJ::JOB::upsample::1::x")
 
 
 def _video() -> Any:

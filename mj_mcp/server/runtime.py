@@ -152,6 +152,7 @@ def _client_from_settings(settings: Settings) -> MjClient:
         return MjClient(
             "http://simulator.mj-mcp.invalid",
             None,
+            profile=settings.profile,
             transport=_LazySimulator(settings.sim_job_seconds),
             timeout=settings.http_timeout,
         )

@@ -64,7 +64,7 @@ _ROWS: Final[tuple[tuple[str, str], ...]] = (
     (r"请填写 ?job id 或 ?url", "a job id or URL is required"),
     (r"job id 格式错误", "the job id is not a Midjourney job UUID"),
     (r"未找到 ?seed", "no seed was found for this task"),
-    (r"禁止上传", "image uploads are disabled on this upstream; pass an image URL instead"),
+    (r"禁止上传", "image uploads (base64) are disabled on this upstream"),
     (r"视频功能未启用", "video is not enabled on this upstream"),
     (r"演示模式，禁止操作", "this account may not do this (demo mode; admin only)"),
     (r"参数错误", "a parameter is wrong"),

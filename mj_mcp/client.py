@@ -1,7 +1,10 @@
 """MjClient: the upstream's operations over httpx2, one `Endpoint` row at a time.
 
-What it owns: the auth header style, the speed-mode URL prefix, sending each call the way its
-row of `endpoints.ENDPOINTS` says, and the retry policy (`Endpoint.retry`):
+What it owns: the auth header style, how a speed mode is delivered (a URL prefix, or a
+`--fast`/`--relax`/`--turbo` prompt parameter), the account selection in the shape the upstream
+reads, the largest body the upstream takes (all as its `upstreams.Profile` says, unless a setting
+overrides it), sending each call the way its row of `endpoints.ENDPOINTS` says, and the retry
+policy (`Endpoint.retry`):
 
 - Reads (fetch, list, query, queue, seed) and result downloads are retried with jittered
   exponential backoff on transport failures, garbled replies, time-outs, 5xx and 429; a 429's
@@ -54,6 +57,7 @@ from mj_mcp.errors import (
 from mj_mcp.jsonbody import JsonBody
 from mj_mcp.models import (
     AuthHeader,
+    ChangeRequest,
     ConditionRequest,
     Mode,
     ModePrefix,
@@ -67,6 +71,7 @@ from mj_mcp.models import (
 from mj_mcp.replies import Reply
 from mj_mcp.retrying import Again, Sleep, equal_jitter, retrying
 from mj_mcp.streams import declared_too_large, read_capped
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, AccountSelection, Profile
 
 __all__ = ["AuthHeader", "MjClient"]
 
@@ -84,6 +89,14 @@ TASK_ID_RULES: Final = (
     "taskId (as get_task takes it) must be 1 to 64 characters, not blank, without '/' or control characters"
 )
 _NOT_IN_AN_ID: Final = re.compile(r"[\x00-\x1f\x7f-\x9f/]")
+_MODE_IN_PROMPT: Final = re.compile(r"(?<!\S)--(?:fast|relax|turbo)(?!\S)", re.IGNORECASE)
+"""A speed-mode parameter the prompt already has (the user's own wins over the configured mode)."""
+_NO_RECENT_TASKS: Final = (
+    "The job may have been created, and this upstream cannot list its recent tasks: ask the user to look "
+    "in the provider's dashboard before submitting again, so that it is not paid for twice."
+)
+_SELECTION_KEYS: Final = ("instanceId", "modes", "remix")
+"""Account selection a request model carries at its top level (PLUS's shape)."""
 
 _T = TypeVar("_T")
 
@@ -109,7 +122,8 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
     `tools/list` without paying for it.
 
     `clock` is the time `deadline`s are read on (the watcher's clock); `sleep` (default: the
-    clock's) is the pause between attempts.
+    clock's) is the pause between attempts. `profile` is the upstream program (MJ_UPSTREAM);
+    `auth_header` and `mode_prefix` default to its own, `account_filter` goes in its shape.
     """
 
     def __init__(
@@ -117,9 +131,11 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         base_url: str,
         api_key: str | None = None,
         *,
-        auth_header: AuthHeader = "bearer",
+        profile: Profile = PROFILES[DEFAULT_UPSTREAM],
+        auth_header: AuthHeader | None = None,
         mode: Mode | Literal[""] = "",
-        mode_prefix: ModePrefix = "/{mode}",
+        mode_prefix: ModePrefix | None = None,
+        account_filter: AccountSelection | None = None,
         timeout: float = 30.0,
         download_timeout: float = DOWNLOAD_TIMEOUT,
         transport: httpx2.AsyncBaseTransport | None = None,
@@ -130,9 +146,11 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or None
-        self.auth_header: AuthHeader = auth_header
+        self.profile = profile
+        self.auth_header: AuthHeader = auth_header or profile.auth_header
         self.mode: Mode | Literal[""] = mode
-        self.mode_prefix: ModePrefix = mode_prefix
+        self.mode_prefix: ModePrefix = mode_prefix or profile.mode_prefix
+        self._account = account_filter.to_wire() if account_filter is not None else {}
         self._clock: Clock = clock or SystemClock()
         self._sleep = sleep or self._clock.sleep
         self._jitter = jitter
@@ -185,13 +203,21 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
         `mode` overrides the client's speed mode for this call (for rows where it applies).
         `SubmitOutcomeUnknownError`, and `ProtocolError` (an unreadable or too large reply), mean the
-        upstream may have accepted the job; every other error means it did not.
+        upstream may have accepted the job; every other error means it did not. A body larger than
+        the profile accepts is `InputError`, before anything is sent.
         """
         if not endpoint.paid:
             raise ValueError(f"{endpoint.name} is not a job endpoint")
         url = self._url(endpoint, request, mode=mode)
-        reply = await self._send_submit(endpoint, url, request.to_wire())
-        return replies.submit_result(endpoint, reply, self._scrub)
+        payload = JsonBody(self._body(endpoint, request, mode))
+        self._check_size(endpoint, payload)
+        try:
+            reply = await self._send_submit(endpoint, url, payload)
+        except SubmitOutcomeUnknownError as exc:
+            if not self.profile.routes(ENDPOINTS["recent_tasks"]):
+                exc.hint = _NO_RECENT_TASKS  # its own hint would send the model to a missing tool
+            raise
+        return replies.submit_result(endpoint, reply, self._scrub, self.profile)
 
     async def upload_images(self, request: UploadRequest, *, mode: Mode | None = None) -> list[str]:
         """Upload images; returns their hosted URLs (no task is created)."""
@@ -304,6 +330,39 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             return {"Authorization": self._api_key}
         return {"Authorization": f"Bearer {self._api_key}"}
 
+    def _body(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> dict[str, Any]:
+        """A job's JSON as this upstream reads it: mode in the prompt, account selection in its shape."""
+        body = request.to_wire()
+        chosen = (mode or self.mode) if endpoint.mode_applies else ""
+        prompt = body.get("prompt")
+        # A job without a prompt (a button, a blend) runs in the account's default mode here; a
+        # prompt that names a mode already keeps the user's own.
+        in_prompt = bool(chosen) and self.mode_prefix == "prompt" and isinstance(prompt, str)
+        if in_prompt and prompt and _MODE_IN_PROMPT.search(prompt) is None:
+            body["prompt"] = f"{prompt} --{chosen}"
+        if isinstance(request, ChangeRequest) and self.profile.reroll_index:
+            body.setdefault("index", 1)  # new-api refuses a change without one, REROLL included
+        nested = "account_filter" in type(request).model_fields or self.profile.account_filter == "nested"
+        if nested:
+            moved = {key: body.pop(key) for key in _SELECTION_KEYS if key in body}
+            selection = {**self._account, **moved, **body.get("accountFilter", {})}
+            if selection:
+                body["accountFilter"] = selection
+        elif self.profile.account_filter == "top_level" and endpoint.creates_task:
+            body = {**self._account, **body}
+        return body
+
+    def _check_size(self, endpoint: Endpoint, payload: JsonBody) -> None:
+        limit = self.profile.max_body_bytes
+        if limit is None or payload.length <= limit:
+            return
+        raise InputError(
+            f"The {endpoint.name} request would be {payload.length / 1e6:.1f} MB of JSON, but "
+            f"{self.profile.title} accepts at most {limit / 1e6:g} MB (HTTP 413 otherwise). Nothing was sent.",
+            hint="Pass fewer or smaller images (as base64 each weighs a third more than its file), or image "
+            "URLs where the tool takes them, and call again.",
+        )
+
     def _url(self, endpoint: Endpoint, request: WireModel | None = None, *, mode: Mode | None = None) -> str:
         path = endpoint.path
         if endpoint.task_in_path:
@@ -314,15 +373,14 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             path = path.replace("{id}", quote(task_id, safe=""))
         prefix = ""
         chosen = (mode or self.mode) if endpoint.mode_applies else ""
-        if chosen:
+        if chosen and self.mode_prefix != "prompt":
             prefix = self.mode_prefix.replace("{mode}", chosen)
         return f"{self.base_url}{prefix}{path}"
 
     def _attempts(self, endpoint: Endpoint) -> int:
         return 1 if endpoint.retry == "never" else self._read_attempts
 
-    async def _send_submit(self, endpoint: Endpoint, url: str, body: dict[str, Any]) -> Reply:
-        payload = JsonBody(body)
+    async def _send_submit(self, endpoint: Endpoint, url: str, payload: JsonBody) -> Reply:
         headers = {**self._headers(), "Content-Type": "application/json", "Content-Length": str(payload.length)}
         limit = self._timeout + payload.length / UPLOAD_BYTES_PER_SECOND
         answered = False  # whether the reply's head came: from then on the upstream has the job
@@ -331,13 +389,14 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             nonlocal answered
             async with self._http.stream(endpoint.method, url, content=payload, headers=headers) as response:
                 answered = True
-                if response.status_code >= 500:
-                    raise SubmitOutcomeUnknownError(
-                        f"The upstream answered the {endpoint.name} request with HTTP {response.status_code}; "
-                        "it was not sent again.",
-                        http_status=response.status_code,
-                    )
-                return await self._reply(endpoint, response)
+                if response.status_code < 500:
+                    return await self._reply(endpoint, response)
+                # Unknown, unless the body says nothing was started (new-api's gateway).
+                try:
+                    reply = await self._reply(endpoint, response)
+                except (ProtocolError, *_REQUEST_ERRORS):
+                    reply = Reply(response.status_code)
+                raise replies.submit_failure(endpoint, reply, self._scrub, self.profile)
 
         async def attempt() -> Reply | Again:
             try:
@@ -381,7 +440,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             failure = replies.transient_error(endpoint, reply)
             if failure is not None:
                 return _again(failure, failure.retry_after if isinstance(failure, RateLimitedError) else None)
-            replies.raise_for_http(endpoint, reply, self._scrub)
+            replies.raise_for_http(endpoint, reply, self._scrub, self.profile)
             return reply
 
         return await self._retrying(attempt, self._attempts(endpoint), deadline)

@@ -10,9 +10,10 @@ line that names the variable and says what to do.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -22,6 +23,7 @@ from mj_mcp.errors import SettingsError, validation_problems
 from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES
 from mj_mcp.models import AuthHeader, Mode, ModePrefix
 from mj_mcp.replies import secret_forms
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, AccountSelection, Profile, Upstream
 
 DEFAULT_POLL_INTERVAL: Final = 2.0
 DEFAULT_WAIT_TIMEOUT: Final = 300.0
@@ -69,9 +71,16 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="upstream key (prefer MJ_API_KEY: flags show in process lists)"
     )
-    auth_header: AuthHeader = Field(default="bearer", description="how the key is sent")
+    upstream: Upstream = Field(default=DEFAULT_UPSTREAM, description="which upstream software MJ_BASE_URL runs")
+    # None until `_profile_defaults` fills in the profile's (so the help names no fixed default).
+    auth_header: AuthHeader = Field(default=cast(Any, None), description="how the key is sent; unset, the profile's")
     mode: Literal["", Mode] = Field(default="", description="speed mode; unset, the account's own")
-    mode_prefix: ModePrefix = Field(default="/{mode}", description="where the speed mode goes in a job's path")
+    mode_prefix: ModePrefix = Field(
+        default=cast(Any, None), description="how a speed mode reaches the upstream; unset, the profile's"
+    )
+    account_filter: Annotated[AccountSelection | None, NoDecode] = Field(
+        default=None, description='account selection for every job, as JSON, e.g. {"instanceId":"123"}'
+    )
     output_dir: Annotated[Path | None, NoDecode] = Field(
         default_factory=default_output_dir, description="where images are saved; 'off' to disable"
     )
@@ -121,7 +130,23 @@ class Settings(BaseSettings):
             return None
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("auth_header", "mode", "log_level", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Unset MJ_AUTH_HEADER / MJ_MODE_PREFIX take the MJ_UPSTREAM profile's value."""
+        if not isinstance(data, dict):
+            return data
+        values = cast(dict[str, Any], data)
+        name = values.get("upstream", DEFAULT_UPSTREAM)
+        # A wrong name is the upstream field's own error; the others then take the default's.
+        profile = PROFILES.get(name.strip().casefold() if isinstance(name, str) else "") or PROFILES[DEFAULT_UPSTREAM]
+        for field, default in (("auth_header", profile.auth_header), ("mode_prefix", profile.mode_prefix)):
+            value = values.get(field)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                values[field] = default
+        return values
+
+    @field_validator("auth_header", "mode", "log_level", "upstream", "mode_prefix", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
         """These values match in any letter case: give back the allowed spelling."""
@@ -141,6 +166,21 @@ class Settings(BaseSettings):
                 return default_output_dir()
             return Path(value.strip()).expanduser()
         return value
+
+    @field_validator("account_filter", mode="before")
+    @classmethod
+    def _account_filter(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ValueError('must be a JSON object, e.g. {"instanceId":"123","modes":["FAST"],"remix":false}')
+        return cast(dict[str, Any], parsed)
 
     @field_validator("max_jobs", mode="before")
     @classmethod
@@ -164,6 +204,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _account_filter_fits(self) -> Settings:
+        if self.account_filter is not None and self.profile.account_filter == "none":
+            raise ValueError(
+                f"MJ_ACCOUNT_FILTER is set, but {self.profile.title} ({self.profile.setting}) has no account "
+                "selection; unset MJ_ACCOUNT_FILTER or set MJ_UPSTREAM to the software you run"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _needs_upstream(self) -> Settings:
         if self.simulator:
             return self
@@ -175,6 +224,11 @@ class Settings(BaseSettings):
                 "or run `mj-mcp --simulator` to try it without a key, or `mj-mcp demo`"
             )
         return self
+
+    @property
+    def profile(self) -> Profile:
+        """The upstream profile MJ_UPSTREAM names."""
+        return PROFILES[self.upstream]
 
     @property
     def readable_dirs(self) -> list[Path]:

@@ -15,9 +15,10 @@ import math
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, TypeVar, cast
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -27,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from mj_mcp.glossary import english_or_none
 
 # ---------------------------------------------------------------------------------------------
 # Enumerations (as documented; replies accept other strings too)
@@ -49,8 +52,9 @@ FINISHED_STATUSES: Final = frozenset({Status.SUCCESS, Status.FAILURE, Status.CAN
 Mode = Literal["fast", "relax", "turbo"]
 AuthHeader = Literal["bearer", "mj-api-secret", "authorization"]
 """How the key is sent: `Authorization: Bearer <key>`, `mj-api-secret: <key>`, or `Authorization: <key>`."""
-ModePrefix = Literal["/{mode}", "/mj-{mode}"]
-"""Where the speed mode goes in a job's path: `/fast/mj/...` or `/mj-fast/mj/...`."""
+ModePrefix = Literal["/{mode}", "/mj-{mode}", "prompt"]
+"""How the speed mode reaches the upstream: in a job's path (`/fast/mj/...` or `/mj-fast/mj/...`),
+or as `--fast`/`--relax`/`--turbo` at the end of the job's prompt (which Midjourney itself honours)."""
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
@@ -381,6 +385,20 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+CALLBACK_KEYS: Final = frozenset({"notifyHook", "notify_hook"})
+"""The callback URL that NZ and TA give back in a task (`properties.notifyHook`): its path is the
+callback receiver's only credential, so no reply model keeps it, and no model reads it."""
+
+
+def _without_callback(value: Any) -> Any:
+    """A reply object without the callback URL, at the top and in its `properties`."""
+    if isinstance(value, dict):
+        value = {k: v for k, v in cast(dict[str, Any], value).items() if k not in CALLBACK_KEYS}
+        if isinstance(properties := value.get("properties"), dict):
+            value["properties"] = {k: v for k, v in cast(dict[str, Any], properties).items() if k not in CALLBACK_KEYS}
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
 class ReplyModel(_CamelModel):
     """Base of reply models: unknown fields kept. `to_wire` gives the fields the upstream sent
     (and defaults we filled in)."""
@@ -408,6 +426,8 @@ class SubmitResult(ReplyModel):
         if isinstance(value, list):
             return [_id_to_str(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
         return value
+
+    _no_callback = model_validator(mode="before")(_without_callback)
 
     @property
     def task_id(self) -> str | None:
@@ -474,7 +494,7 @@ class Task(ReplyModel):
     finish_time: int | None = None
     image_url: str | None = None
     progress: str | None = None
-    fail_reason: str | None = None
+    fail_reason: Annotated[str | None, AfterValidator(english_or_none)] = None  # 取消任务 and the like, in English
     properties: Properties = Field(default_factory=dict)
     buttons: ListOrNull[Button] = Field(default_factory=lambda: list[Button]())
     image_urls: list[MediaUrl] | None = None
@@ -485,6 +505,8 @@ class Task(ReplyModel):
     bot_type: str | None = None
     custom_id: str | None = None
     parent_id: Annotated[str | None, BeforeValidator(_id_to_str)] = None
+
+    _no_callback = model_validator(mode="before")(_without_callback)
 
     @field_validator("progress", mode="before")
     @classmethod

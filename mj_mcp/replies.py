@@ -6,7 +6,10 @@ TA's second envelope `{"success": false, "code": -1, "message"}`, Spring Boot's 
 new-api's `{"error": {"message"}}`, a bare 404, or a dashboard web page where JSON belongs.
 The functions here take one `Reply` (status, headers, body, the path that was asked for) and
 return the model it carries or the error of `errors.py` it means, so that each dialect can be
-tested as one row of a table.
+tested as one row of a table. What a reply means may depend on the upstream program (code 21,
+new-api's gateway refusals): each reading takes the `Profile` of MJ_UPSTREAM, and a reply that
+bears another program's fingerprint says which MJ_UPSTREAM fits. Upstream texts are put in
+English by `glossary.english`.
 
 The key never leaves: `secret_forms` spells the API key the ways an upstream may echo it, the
 client puts those spellings on every `Reply`, and `_json` masks them in every string (keys
@@ -42,6 +45,7 @@ from mj_mcp.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
+from mj_mcp.glossary import english
 from mj_mcp.models import (
     CODE_BANNED_PROMPT,
     CODE_EXISTED_MODAL,
@@ -53,12 +57,12 @@ from mj_mcp.models import (
     SubmitResult,
     Task,
 )
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, PROFILES, Profile, Upstream, recognise
 
 __all__ = [
     "ACCEPTED_CODES",
     "ACCOUNT_WORDS",
     "CODE_SATURATED",
-    "GLOSSES",
     "MASK",
     "MASKED_KEY_MIN",
     "MAX_JSON_DEPTH",
@@ -66,6 +70,7 @@ __all__ = [
     "Reply",
     "Scrub",
     "cancel_result",
+    "fingerprint",
     "gloss",
     "mask",
     "parse",
@@ -76,6 +81,7 @@ __all__ = [
     "scrubber",
     "secret_forms",
     "seed_of",
+    "submit_failure",
     "submit_result",
     "task_of",
     "too_large",
@@ -98,31 +104,17 @@ MASKED_KEY_MIN: Final = 8
 ACCOUNT_WORDS: Final = ("账号", "account", "Account", "实例")
 """Words in a code-3 message that mean "no account can take this job", not "no such task"."""
 
-# Upstream messages are often Chinese; a short English gloss helps every model and reader.
-GLOSSES: Final[dict[str, str]] = {
-    "prompt不能为空": "the prompt is empty",
-    "Prompt 不能为空": "the prompt is empty",
-    "可能包含敏感词": "the prompt may contain a banned word",
-    "base64格式错误": "an image is not valid base64",
-    "关联任务不存在或已失效": "the referenced task does not exist or has expired",
-    "关联任务状态错误": "the referenced task is not in a state that allows this (it must be SUCCESS)",
-    "关联任务不允许执行变化": "the referenced task does not allow this change",
-    "未知的 Action 类型": "unknown button (customId)",
-    "无可用的账号实例": "no upstream account is available",
-    "队列已满": "the queue is full",
-    "content参数错误": "content must look like '<taskId> U1..U4|V1..V4|R'",
-    "图片参数错误，2~5张图片": "blend needs 2 to 5 images",
-    "参数错误": "a parameter is wrong",
-    "禁止上传": "image uploads are disabled on this upstream",
-    "视频功能未启用": "video is not enabled on this upstream",
-    "image或prompt不能为空": "image and prompt are both required",
-    "人脸图片和目标图片不能相同": "the face and target images must differ",
-    "job id 格式错误": "the job id is not a Midjourney job UUID",
-    "演示模式，禁止操作": "this account may not cancel tasks (admin only)",
-    "task_no_found": "task not found",
-    "task_not_found": "task not found",
-    "quota_not_enough": "the account's quota is used up",
+PLUS: Final = PROFILES[DEFAULT_UPSTREAM]
+_LIMITS: Final[dict[str, tuple[str, str]]] = {
+    # trueai's per-user limits (code 4, or its second envelope): not a wrong argument.
+    "并发数已达上限": ("rate", "Wait until one of the account's running jobs has finished, then submit again."),
+    "队列数已达上限": ("queue", "Wait until the account's queued jobs have started, then submit again."),
+    "今日绘图次数已达上限": ("rate", "The account's jobs for today are used up: try again tomorrow."),
 }
+"""Texts of a refusal that mean "try later", with what to tell the model."""
+_KEY_WORDS: Final = ("header missing", "invalid", "无效", "未提供", "not provided", "incorrect")
+"""Words in a 401/403 reason that blame the key itself (else the key was fine and something else was refused)."""
+_GATEWAY_ERROR: Final = "new_api_error"
 
 _UNREADABLE_SUBMIT_HINT: Final = (
     f"{SubmitOutcomeUnknownError.hint} If this keeps happening, check that MJ_BASE_URL points at a "
@@ -181,11 +173,8 @@ def scrubber(secret: str | None) -> Scrub:
 
 
 def gloss(text: str) -> str:
-    """`text` with a short English reading of the first known upstream phrase in it."""
-    for needle, english in GLOSSES.items():
-        if needle in text:
-            return f"{text} ({english})"
-    return text
+    """`text` in English with the original in parentheses, when the glossary knows it (else as it is)."""
+    return english(text)
 
 
 def retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -224,17 +213,27 @@ def transient_error(endpoint: Endpoint, reply: Reply) -> UpstreamError | None:
 # -- any reply -------------------------------------------------------------------------------
 
 
-def raise_for_http(endpoint: Endpoint, reply: Reply, scrub: Scrub) -> None:
+def raise_for_http(endpoint: Endpoint, reply: Reply, scrub: Scrub, profile: Profile = PLUS) -> None:
     """Raise the error a (non-5xx, non-429) reply's status or body means; return if it is a success."""
+    try:
+        _raise_for_http(endpoint, reply, scrub)
+    except UpstreamError as exc:
+        raise _noted(exc, reply, profile) from None
+
+
+def _raise_for_http(endpoint: Endpoint, reply: Reply, scrub: Scrub) -> None:
     status = reply.status
     if status < 300:
         if _is_web_page(reply):
             # new-api answers the routes it does not relay with its dashboard page, HTTP 200.
             raise _missing_route(endpoint, reply.path, web_page=True)
         return
-    if status in (401, 403):
-        raise AuthenticationError(f"The upstream refused the key (HTTP {status}).", http_status=status, code=None)
     data = _json(reply) if not reply.empty else None
+    if status in (401, 403):
+        raise _refused(endpoint, reply, data, scrub)
+    if status == 404 and _spring_error(data):
+        # The original proxy's "no such route" (its missing task is a code-3 envelope instead).
+        raise _missing_route(endpoint, reply.path)
     if isinstance(data, dict):
         envelope = _error_envelope(cast(dict[str, Any], data))
         if envelope is not None:
@@ -263,6 +262,12 @@ def rejection(
 ) -> UpstreamError:
     """The error for an upstream's refusal with `code` (None when the dialect has no code)."""
     text = gloss(scrub(text)) or "no reason given"
+    limit = next((v for needle, v in _LIMITS.items() if needle in text), None)
+    if limit is not None:
+        kind, hint = limit
+        if kind == "queue":
+            return QueueFullError(f"The upstream queue of this account is full: {text}", code=code, hint=hint)
+        return RateLimitedError(f"The upstream's limit for this account is reached: {text}", code=code, hint=hint)
     if code == CODE_NOT_FOUND:
         return _not_found(endpoint, code, text, status)
     if code == CODE_BANNED_PROMPT:
@@ -304,14 +309,59 @@ def _not_found(endpoint: Endpoint, code: int, text: str, status: int) -> Upstrea
 # -- envelopes (submits, seed, cancel) --------------------------------------------------------
 
 
-def submit_result(endpoint: Endpoint, reply: Reply, scrub: Scrub) -> SubmitResult:
-    """The accepted envelope of a submit, or the error its reply means."""
+def submit_result(endpoint: Endpoint, reply: Reply, scrub: Scrub, profile: Profile = PLUS) -> SubmitResult:
+    """The accepted envelope of a submit, or the error its reply means.
+
+    A code 21 that the profile reads as "the task already exists" (and whose reply does not show
+    a MODAL wait) comes back as accepted, naming the existing task, so that it is followed.
+    """
+    try:
+        result = _submit_result(endpoint, reply, scrub)
+    except UpstreamError as exc:
+        raise _noted(exc, reply, profile) from None
+    if result.code == CODE_EXISTED_MODAL and profile.code_21 == "task_exists" and _shows_existing(result):
+        said = gloss(scrub(result.description))
+        return result.model_copy(
+            update={"code": CODE_SUCCESS, "description": f"The task already exists{f' ({said})' if said else ''}."}
+        )
+    return result
+
+
+def submit_failure(endpoint: Endpoint, reply: Reply, scrub: Scrub, profile: Profile = PLUS) -> UpstreamError:
+    """The error of a submit answered with a 5xx: its outcome is unknown, unless the body says it
+    was refused before anything started (new-api's gateway: 503 "no channel for this model")."""
+    data = _json(reply)
+    error = cast(dict[str, Any], data).get("error") if isinstance(data, dict) else None
+    status = reply.status
+    if status == 503 and isinstance(error, dict) and error.get("type") == _GATEWAY_ERROR:  # pyright: ignore[reportUnknownMemberType]
+        said = gloss(scrub(str(error.get("message") or ""))) or "no reason given"  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        refused = UpstreamRejectedError(
+            f"The gateway refused {endpoint.name} before relaying it (HTTP {status}): {said}. Nothing was started.",
+            http_status=status,
+            hint="Nothing was started, so nothing is paid. The gateway has no channel for this operation: use "
+            "another tool for the same result, or ask its administrator to enable it.",
+        )
+        return _noted(refused, reply, profile)
+    unknown = SubmitOutcomeUnknownError(
+        f"The upstream answered the {endpoint.name} request with HTTP {status}; it was not sent again.",
+        http_status=status,
+    )
+    return _noted(unknown, reply, profile)
+
+
+def _shows_existing(result: SubmitResult) -> bool:
+    # The "exists" reply carries the existing task's status; the MODAL one carries finalPrompt/remix.
+    status = result.properties.get("status")
+    return isinstance(status, str) and bool(status) and status != "MODAL"
+
+
+def _submit_result(endpoint: Endpoint, reply: Reply, scrub: Scrub) -> SubmitResult:
     if reply.status == 429:
         raise RateLimitedError(
             f"The upstream is rate limiting; the {endpoint.name} job was not accepted.",
             retry_after=retry_after(reply.headers.get("retry-after")),
         )
-    raise_for_http(endpoint, reply, scrub)
+    _raise_for_http(endpoint, reply, scrub)
     try:
         result = _envelope(endpoint, reply, scrub)
     except ProtocolError as exc:
@@ -369,7 +419,7 @@ def _error_envelope(data: dict[str, Any]) -> tuple[int | None, str] | None:
     if isinstance(data.get("code"), int) and ("description" in data or "message" in data):
         text = data.get("description") or data.get("message") or ""
         return int(data["code"]), str(text)
-    if "error" in data and isinstance(data.get("status"), int):  # Spring Boot error JSON
+    if _spring_error(data):
         return None, f"{data.get('error')}: the request body was not accepted"
     error = data.get("error")
     if isinstance(error, dict):  # new-api's own auth/quota errors
@@ -445,6 +495,49 @@ def _clean(value: Any, forms: tuple[str, ...], depth: int) -> Any:
     return value
 
 
+def fingerprint(reply: Reply) -> Upstream | None:
+    """The upstream program whose signature the reply bears, if it bears one (`Profile.fingerprint`)."""
+    return recognise(reply.status, _json(reply), web_page=reply.status < 300 and _is_web_page(reply))
+
+
+def _noted(error: UpstreamError, reply: Reply, profile: Profile) -> UpstreamError:
+    """`error`, saying which MJ_UPSTREAM fits when the reply shows another program than `profile`."""
+    other = fingerprint(reply)
+    if other is not None and other != profile.name:
+        fits = PROFILES[other]
+        error.message = f"{error.message} This looks like {fits.title}: set {fits.setting}."
+    return error
+
+
+def _refused(endpoint: Endpoint, reply: Reply, data: Any, scrub: Scrub) -> AuthenticationError:
+    """HTTP 401/403 with the upstream's own reason when it gave one (a token limited to other
+    models, a disabled account): only some reasons mean the key is wrong."""
+    status = reply.status
+    reason = ""
+    if isinstance(data, dict):
+        found = _error_envelope(cast(dict[str, Any], data))
+        reason = found[1] if found is not None else ""
+    elif not reply.empty and not _is_web_page(reply):
+        reason = reply.body.decode("utf-8", "replace")
+    reason = gloss(scrub(reason))
+    what = "the key" if status == 401 else f"{endpoint.name}"
+    if not reason:
+        return AuthenticationError(f"The upstream refused {what} (HTTP {status}).", http_status=status)
+    if status == 401 or any(word in reason.casefold() for word in _KEY_WORDS):
+        return AuthenticationError(f"The upstream refused {what} (HTTP {status}): {reason}", http_status=status)
+    return AuthenticationError(
+        f"The upstream refused {what} (HTTP {status}): {reason}",
+        http_status=status,
+        hint="The key was read, but the upstream does not allow this for its account or token, for the "
+        "reason it gave. Nothing was started. Use another tool, or ask the upstream's operator to allow it.",
+    )
+
+
+def _spring_error(data: Any) -> bool:
+    """Spring Boot's error JSON (the original proxy): `{"timestamp","status","error","path"}`."""
+    return isinstance(data, dict) and "error" in data and isinstance(cast(dict[str, Any], data).get("status"), int)
+
+
 def _is_web_page(reply: Reply) -> bool:
     if "html" in reply.headers.get("content-type", "").lower():
         return True
@@ -463,8 +556,10 @@ def _missing_route(endpoint: Endpoint, requested: str | None, *, web_page: bool 
             f"The upstream has no route {requested} (HTTP 404): it does not take the speed-mode prefix "
             f"{prefix!r}. Nothing was started.",
             http_status=404,
-            hint="Call again without mode, or ask the user to set MJ_MODE_PREFIX to the other style "
-            "('/{mode}' or '/mj-{mode}') or to clear MJ_MODE.",
+            # The other path style is no cure: new-api drops '/mj-{mode}' silently.
+            hint="Call again without mode, or ask the user to set MJ_UPSTREAM to the software that runs "
+            "there, or MJ_MODE_PREFIX=prompt (a --fast/--relax/--turbo prompt parameter, which Midjourney "
+            "itself honours), or to clear MJ_MODE.",
         )
     if endpoint.missing_route_hint is not None:
         hint = endpoint.missing_route_hint

@@ -328,7 +328,9 @@ async def test_the_console_script_takes_callbacks_from_a_standalone_upstream(tmp
     assert not result.is_error
     assert result.structured_content is not None
     assert result.structured_content["status"] == "SUCCESS"
-    assert result.structured_content["properties"]["notifyHook"].startswith(f"{public}{CALLBACK_PREFIX}")
+    # The upstream stores the callback URL in properties.notifyHook; its path is a secret, so it
+    # never reaches the model (audit B9). The few polls below show the callback was used.
+    assert CALLBACK_PREFIX not in json.dumps(result.structured_content)
     polls = sim_log.read_text().count("/mj/task/list-by-condition")
     assert polls <= 2, f"{polls} polls: the callbacks did not replace them"  # ~4 for a 4 s job without
 

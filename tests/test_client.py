@@ -498,7 +498,12 @@ async def test_a_submit_answered_with_429_is_rate_limited(mj: MjClient, sim: Sim
         (Fault(path="/submit/imagine", kind="empty_body"), ProtocolError),
         (Fault(path="/submit/imagine", status=200, body='{"code":"x"}'), ProtocolError),
         (
+            # trueai's per-user limit: "try later", not "change the arguments" (audit B8).
             Fault(path="/submit/imagine", status=200, body='{"success":false,"code":-1,"message":"并发数已达上限"}'),
+            RateLimitedError,
+        ),
+        (
+            Fault(path="/submit/imagine", status=200, body='{"success":false,"code":-1,"message":"参数错误"}'),
             UpstreamRejectedError,
         ),
         (Fault(path="/submit/imagine", status=403, body="账号不可用"), AuthenticationError),

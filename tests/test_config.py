@@ -200,3 +200,101 @@ def test_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytes
     monkeypatch.setenv("MJ_MODE", "fast")
     assert main(["--simulator", "--mode", "warp"]) == 2
     assert capsys.readouterr().err.startswith("mj-mcp: MJ_MODE")
+
+
+# -- upstream profiles (MJ_UPSTREAM) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("upstream", "auth_header", "mode_prefix"),
+    [
+        ("plus", "bearer", "/{mode}"),
+        ("new-api", "bearer", "prompt"),
+        ("TrueAI", "mj-api-secret", "/mj-{mode}"),
+        ("novicezk", "mj-api-secret", "prompt"),
+    ],
+)
+def test_the_upstream_profile_sets_the_auth_header_and_mode_delivery(
+    monkeypatch: pytest.MonkeyPatch, upstream: str, auth_header: str, mode_prefix: str
+) -> None:
+    monkeypatch.setenv("MJ_UPSTREAM", upstream)
+    s = load_settings(simulator=True)
+    assert (s.upstream, s.auth_header, s.mode_prefix) == (upstream.lower(), auth_header, mode_prefix)
+    assert s.profile.name == upstream.lower()
+
+
+def test_plus_is_the_default_profile() -> None:
+    s = load_settings(simulator=True)
+    assert (s.upstream, s.auth_header, s.mode_prefix, s.account_filter) == ("plus", "bearer", "/{mode}", None)
+
+
+def test_auth_header_and_mode_prefix_still_override_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_UPSTREAM", "trueai")
+    monkeypatch.setenv("MJ_AUTH_HEADER", "authorization")
+    monkeypatch.setenv("MJ_MODE_PREFIX", "PROMPT")
+    s = load_settings(simulator=True)
+    assert (s.auth_header, s.mode_prefix) == ("authorization", "prompt")
+    assert load_settings(simulator=True, auth_header="bearer", upstream="novicezk").auth_header == "bearer"
+    monkeypatch.setenv("MJ_AUTH_HEADER", " ")
+    assert load_settings(simulator=True).auth_header == "mj-api-secret"
+
+
+def test_a_wrong_upstream_names_the_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_UPSTREAM", "one-api")
+    with pytest.raises(SettingsError) as info:
+        load_settings(simulator=True)
+    assert str(info.value) == "MJ_UPSTREAM: must be one of 'plus', 'new-api', 'trueai' or 'novicezk'"
+
+
+def test_the_account_filter_is_a_validated_json_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_ACCOUNT_FILTER", '{"instanceId":"123","modes":["FAST"],"remix":false}')
+    chosen = load_settings(simulator=True).account_filter
+    assert chosen is not None
+    assert chosen.to_wire() == {"instanceId": "123", "modes": ["FAST"], "remix": False}
+    monkeypatch.setenv("MJ_ACCOUNT_FILTER", "")
+    assert load_settings(simulator=True).account_filter is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("instanceId=123", "MJ_ACCOUNT_FILTER: must be a JSON object"),
+        ('["FAST"]', "MJ_ACCOUNT_FILTER: must be a JSON object"),
+        ('{"modes":["QUICK"]}', "MJ_ACCOUNT_FILTER.modes.0"),
+        ('{"instance":"1"}', "MJ_ACCOUNT_FILTER.instance"),
+        ('{"remix":"maybe"}', "MJ_ACCOUNT_FILTER.remix"),
+    ],
+)
+def test_a_wrong_account_filter_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, value: str, problem: str) -> None:
+    monkeypatch.setenv("MJ_ACCOUNT_FILTER", value)
+    with pytest.raises(SettingsError, match=problem.replace(".", r"\.")):
+        load_settings(simulator=True)
+
+
+def test_novicezk_has_no_account_selection_to_apply_a_filter_to() -> None:
+    with pytest.raises(SettingsError, match="has no account selection"):
+        load_settings(simulator=True, upstream="novicezk", account_filter='{"instanceId":"1"}')
+
+
+def test_the_new_settings_have_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from mj_mcp.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--upstream", "new-api", "--mode-prefix", "prompt", "--account-filter", '{"instanceId":"7"}']
+    )
+    assert (args.upstream, args.mode_prefix, args.account_filter) == ("new-api", "prompt", '{"instanceId":"7"}')
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    shown = capsys.readouterr().out
+    assert "trueai | novicezk; default plus" in " ".join(shown.split())
+    assert "--account-filter" in shown
+
+
+def test_the_server_s_client_plays_the_profile() -> None:
+    from mj_mcp.server.runtime import _client_from_settings  # pyright: ignore[reportPrivateUsage]
+
+    settings = load_settings(
+        base_url="https://mj.example", api_key="k", upstream="trueai", account_filter='{"instanceId":"9"}'
+    )
+    mj = _client_from_settings(settings)
+    assert (mj.profile.name, mj.auth_header, mj.mode_prefix) == ("trueai", "mj-api-secret", "/mj-{mode}")

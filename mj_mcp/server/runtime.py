@@ -152,6 +152,7 @@ def _client_from_settings(settings: Settings) -> MjClient:
         return MjClient(
             "http://simulator.mj-mcp.invalid",
             None,
+            profile=settings.profile,
             transport=_LazySimulator(settings.sim_job_seconds),
             timeout=settings.http_timeout,
         )
@@ -159,8 +160,10 @@ def _client_from_settings(settings: Settings) -> MjClient:
     return MjClient(
         settings.base_url,
         settings.api_key.get_secret_value() if settings.api_key else None,
+        profile=settings.profile,
         auth_header=settings.auth_header,
         mode=settings.mode,
         mode_prefix=settings.mode_prefix,
+        account_filter=settings.account_filter,
         timeout=settings.http_timeout,
     )

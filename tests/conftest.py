@@ -100,3 +100,10 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def client(make_server: ServerFactory, mode: str) -> AsyncIterator[Client]:
     async with Client(make_server(), mode=mode) as c:  # type: ignore[arg-type]
         yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Slow tests (subprocesses, real sockets, load) first: the workers start on them at once and
+    # fill the rest of their time with the many quick ones, instead of one worker ending the run
+    # alone on a long test drawn last.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

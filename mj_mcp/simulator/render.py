@@ -104,8 +104,13 @@ def _preview(img: Image.Image) -> Image.Image:
     return img.reduce(_PREVIEW_DIVISOR).filter(ImageFilter.GaussianBlur(6))
 
 
+@functools.lru_cache(maxsize=24)
 def draw_variant(key: str, text: str, index: int | None, size: tuple[int, int], variant: str) -> tuple[bytes, str]:
-    """(bytes, media type) of one served picture: "final", "preview" (blurred WebP) or quadrant "1".."4"."""
+    """(bytes, media type) of one served picture: "final", "preview" (blurred WebP) or quadrant "1".."4".
+
+    Cached for the process: the same art key always draws the same picture, and a seeded
+    simulator (every test's) draws the same few again and again.
+    """
     if variant in ("final", "preview"):
         img = _render_picture(key, text, index, size)
     else:

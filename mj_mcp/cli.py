@@ -19,6 +19,7 @@ from pydantic_core import PydanticUndefined
 from mj_mcp import __version__
 from mj_mcp.config import DEFAULT_HOST, DEFAULT_SIMULATOR_PORT, Settings, Transport, load_settings
 from mj_mcp.errors import SettingsError
+from mj_mcp.upstreams import DEFAULT_UPSTREAM, UPSTREAM_NAMES
 
 __all__ = ["main"]
 
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", dest="sim_port", type=int, default=DEFAULT_SIMULATOR_PORT)
     simulate.add_argument("--job-seconds", type=float, default=None, help="how long a simulated job takes")
     simulate.add_argument("--api-key", dest="sim_key", default=None, help="require this key from clients")
+    simulate.add_argument(
+        "--upstream",
+        dest="sim_upstream",
+        choices=UPSTREAM_NAMES,
+        default=DEFAULT_UPSTREAM,
+        help=f"the upstream software to play (default {DEFAULT_UPSTREAM})",
+    )
     commands.add_parser("demo", help="a first run: imagine, watch progress, upscale, save the images")
     return parser
 
@@ -136,6 +144,10 @@ def _simulate(args: argparse.Namespace) -> int:
         options["job_seconds"] = args.job_seconds
     if args.sim_key:
         options["api_key"] = args.sim_key
-    print(f"mj-mcp simulator on http://{args.sim_host}:{args.sim_port}/mj (Ctrl+C to stop)", file=sys.stderr)
+    options["upstream"] = args.sim_upstream
+    print(
+        f"mj-mcp simulator playing {args.sim_upstream} on http://{args.sim_host}:{args.sim_port}/mj (Ctrl+C to stop)",
+        file=sys.stderr,
+    )
     run_simulator(args.sim_host, args.sim_port, **options)
     return 0

@@ -29,6 +29,7 @@ from mj_mcp.endpoints import Endpoint
 from mj_mcp.errors import (
     ButtonNotFoundError,
     GuardrailError,
+    InputError,
     MjError,
     RateLimitedError,
     TaskNotFoundError,
@@ -39,8 +40,10 @@ from mj_mcp.loading import ImageLoader
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ActionRequest,
+    ChangeRequest,
     ImagineRequest,
     Mode,
+    SimpleChangeRequest,
     Status,
     SubmitResult,
     Task,
@@ -48,6 +51,7 @@ from mj_mcp.models import (
     WireModel,
 )
 from mj_mcp.saving import ImageSaver, SavedImages
+from mj_mcp.upstreams import as_change, change_button
 from mj_mcp.waiting import TaskWatcher, WaitOutcome
 
 __all__ = [
@@ -230,7 +234,8 @@ class Jobs:
         Once the upstream has accepted the job, nothing that goes wrong afterwards may lose its id:
         every later failure becomes an outcome that names the task and says not to submit again.
         """
-        submitted = await self.submit(endpoint, request, mode=mode)
+        sent, sent_request = self._as_offered(endpoint, request)
+        submitted = await self.submit(sent, sent_request, mode=mode)
         try:
             outcome = await self._follow(endpoint, submitted, wait=wait, timeout=timeout, on_progress=on_progress)
         except anyio.get_cancelled_exc_class():
@@ -264,6 +269,29 @@ class Jobs:
                 endpoint, submitted.task_id, timeout=timeout, on_progress=on_progress, submitted=submitted
             )
         return outcome
+
+    def _as_offered(self, endpoint: Endpoint, request: WireModel) -> tuple[Endpoint, WireModel]:
+        """The endpoint and request that do this job on this upstream.
+
+        Some upstreams lack a route but not the operation: new-api cannot relay simple-change, so
+        it is sent as the `change` it stands for; trueai has neither change route, so the grid
+        button they name (U2, V1, 🔄) is pressed with `action` (its label is resolved on the task).
+        """
+        instead = self._client.profile.alternative_for(endpoint)
+        if instead is None:
+            return endpoint, request
+        change = request
+        if isinstance(request, SimpleChangeRequest):
+            try:
+                change = as_change(request)
+            except ValueError as exc:
+                raise InputError(f"{endpoint.name}: {exc}.", hint="Fix content and call again.") from None
+        if not isinstance(change, ChangeRequest) or instead.request is ChangeRequest:
+            return instead, change
+        label = change_button(change)
+        return instead, ActionRequest(
+            task_id=change.task_id, custom_id=label, notify_hook=change.notify_hook, state=change.state
+        )
 
     async def submit(self, endpoint: Endpoint, request: WireModel, *, mode: Mode | None = None) -> Submitted:
         """Prepare and send a job; count it, audit it, and tell the callback receiver to expect it."""

@@ -291,10 +291,10 @@ def test_the_new_settings_have_flags(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_the_server_s_client_plays_the_profile() -> None:
-    from mj_mcp.server.runtime import _client_from_settings  # pyright: ignore[reportPrivateUsage]
+    from mj_mcp.server.runtime import client_from_settings
 
     settings = load_settings(
         base_url="https://mj.example", api_key="k", upstream="trueai", account_filter='{"instanceId":"9"}'
     )
-    mj = _client_from_settings(settings)
+    mj = client_from_settings(settings)
     assert (mj.profile.name, mj.auth_header, mj.mode_prefix) == ("trueai", "mj-api-secret", "/mj-{mode}")

@@ -64,7 +64,13 @@ def create_server(
     server opens a small listener of its own on MJ_HOST:MJ_PORT.
     """
     holder = Holder()
-    tools = [build_tool(spec, holder) for spec in TOOLS if not (settings.read_only and spec.kind != "read")]
+    profile = settings.profile
+    # Only what this upstream offers (directly or done another way), and with MJ_READ_ONLY only reads.
+    tools = [
+        build_tool(spec, holder)
+        for spec in TOOLS
+        if profile.offers(spec.endpoint) and not (settings.read_only and spec.kind != "read")
+    ]
     wiring = CallbackWiring.choose(settings, callbacks)
     bus = InMemorySubscriptionBus()
     live = LiveTasks(bus)
@@ -90,6 +96,6 @@ def create_server(
         subscriptions=bus,
     )
     serve_subscriptions(server, live)
-    register_resources(server, holder)
+    register_resources(server, holder, offers=profile.offers)
     register_prompts(server)
     return server

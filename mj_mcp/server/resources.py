@@ -7,7 +7,7 @@ upstream error becomes a resource error in one place, `_as_resource_error`.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -110,7 +110,8 @@ class TaskResources:
             return _tasks_json(await client.queue())
 
 
-def register_resources(server: MCPServer[Any], holder: Holder) -> None:
+def register_resources(server: MCPServer[Any], holder: Holder, *, offers: Callable[[str], bool]) -> None:
+    """The task resources, and those lists the upstream can give (`offers` an endpoint's name)."""
     resources = TaskResources(holder)
     server.resource(
         "mj://tasks/{taskId}",
@@ -126,24 +127,27 @@ def register_resources(server: MCPServer[Any], holder: Holder) -> None:
         description="The task's image as PNG (full size; scaled down only to stay under 7 MiB).",
         mime_type="image/png",
     )(resources.task_image)
-    server.resource(
-        "mj://tasks/page/{pageNumber}{?pageSize,sort,action,status,prompt,state}",
-        name="task-page",
-        title="A page of tasks",
-        description="One page of the paged task query (0-based), as the upstream's Page object.",
-        mime_type="application/json",
-    )(resources.page)
-    server.resource(
-        "mj://tasks/recent",
-        name="recent-tasks",
-        title="Recent tasks",
-        description="The latest tasks, newest first (JSON array of Tasks).",
-        mime_type="application/json",
-    )(resources.recent)
-    server.resource(
-        "mj://queue",
-        name="queue",
-        title="Upstream queue",
-        description="Tasks waiting or running upstream (JSON array of Tasks).",
-        mime_type="application/json",
-    )(resources.queue)
+    if offers("query_tasks"):
+        server.resource(
+            "mj://tasks/page/{pageNumber}{?pageSize,sort,action,status,prompt,state}",
+            name="task-page",
+            title="A page of tasks",
+            description="One page of the paged task query (0-based), as the upstream's Page object.",
+            mime_type="application/json",
+        )(resources.page)
+    if offers("recent_tasks"):
+        server.resource(
+            "mj://tasks/recent",
+            name="recent-tasks",
+            title="Recent tasks",
+            description="The latest tasks, newest first (JSON array of Tasks).",
+            mime_type="application/json",
+        )(resources.recent)
+    if offers("task_queue"):
+        server.resource(
+            "mj://queue",
+            name="queue",
+            title="Upstream queue",
+            description="Tasks waiting or running upstream (JSON array of Tasks).",
+            mime_type="application/json",
+        )(resources.queue)

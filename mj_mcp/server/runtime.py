@@ -27,6 +27,7 @@ from mj_mcp.jobs import Jobs
 from mj_mcp.loading import ImageLoader
 from mj_mcp.saving import ImageSaver
 from mj_mcp.server.live import LiveTasks
+from mj_mcp.upstreams import Upstream
 from mj_mcp.waiting import TaskWatcher
 
 __all__ = ["CallbackWiring", "Holder", "Runtime"]
@@ -72,7 +73,7 @@ class Runtime:
     ) -> AsyncGenerator[Runtime]:
         """Open everything the server needs; injected parts are used as they are and not closed."""
         async with AsyncExitStack() as stack:
-            mj = client or await stack.enter_async_context(_client_from_settings(settings))
+            mj = client or await stack.enter_async_context(client_from_settings(settings))
             loader = image_loader or await stack.enter_async_context(
                 ImageLoader(settings.readable_dirs, settings.max_image_bytes)
             )
@@ -135,31 +136,34 @@ class Holder:
 class _LazySimulator(httpx2.AsyncBaseTransport):
     """The in-process simulator, made at its first request: `tools/list` does not wait for it."""
 
-    def __init__(self, job_seconds: float) -> None:
+    def __init__(self, job_seconds: float, upstream: Upstream) -> None:
         self._job_seconds = job_seconds
+        self._upstream: Upstream = upstream
         self._transport: httpx2.AsyncBaseTransport | None = None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if self._transport is None:
             from mj_mcp.simulator import Simulator
 
-            self._transport = Simulator(job_seconds=self._job_seconds).transport()
+            self._transport = Simulator(job_seconds=self._job_seconds, upstream=self._upstream).transport()
         return await self._transport.handle_async_request(request)
 
 
-def _client_from_settings(settings: Settings) -> MjClient:
+def client_from_settings(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> MjClient:
+    """The upstream client the settings describe (`transport` replaces the network, for tests)."""
     if settings.simulator:
         return MjClient(
             "http://simulator.mj-mcp.invalid",
             None,
             profile=settings.profile,
-            transport=_LazySimulator(settings.sim_job_seconds),
+            transport=_LazySimulator(settings.sim_job_seconds, settings.upstream),
             timeout=settings.http_timeout,
         )
     assert settings.base_url is not None
     return MjClient(
         settings.base_url,
         settings.api_key.get_secret_value() if settings.api_key else None,
+        transport=transport,
         profile=settings.profile,
         auth_header=settings.auth_header,
         mode=settings.mode,

@@ -1,0 +1,135 @@
+"""Each upstream profile end to end: the server built from `MJ_BASE_URL`, `MJ_API_KEY` and
+`MJ_UPSTREAM` alone, against the simulator playing that upstream as strictly as the real software.
+
+It lists exactly the tools the upstream offers (directly, or done another way), a speed mode
+reaches the upstream in the way that upstream reads it (the simulator records the mode each job
+ran in), and every listed tool works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+
+from mj_mcp.config import Settings, load_settings
+from mj_mcp.server import TOOLS, create_server
+from mj_mcp.server.runtime import client_from_settings
+from mj_mcp.simulator import Simulator
+from mj_mcp.upstreams import PROFILES, UPSTREAM_NAMES
+from tests.helpers import FakeClock, data_uri, text
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-ProfileKey0123456789abcdef"
+
+
+class Upstream:
+    """A server configured for one profile, with the simulator playing it behind."""
+
+    def __init__(self, name: str, sim: Simulator, settings: Settings, client: Client) -> None:
+        self.name = name
+        self.sim = sim
+        self.settings = settings
+        self.client = client
+
+    async def call(self, tool: str, args: dict[str, Any]) -> CallToolResult:
+        with anyio.fail_after(30):
+            return await self.client.call_tool(tool, args)
+
+    async def ok(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        result = await self.call(tool, args)
+        assert not result.is_error, f"{self.name}: {tool} failed: {text(result)}"
+        return result.structured_content or {}
+
+
+@pytest.fixture(params=UPSTREAM_NAMES)
+async def upstream(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Upstream]:
+    name = str(request.param)
+    clock = FakeClock()
+    sim = Simulator(upstream=name, api_key=KEY, clock=clock, seed=7)  # type: ignore[arg-type]
+    (tmp_path / "in").mkdir()
+    settings = load_settings(
+        base_url="http://upstream.test", api_key=KEY, upstream=name, output_dir=str(tmp_path / "out"),
+        allowed_dirs=[tmp_path / "in"], poll_interval=2.0, wait_timeout=600.0,
+    )  # fmt: skip
+    mj = client_from_settings(settings, transport=sim.transport())
+    async with mj, Client(create_server(settings, mj, clock=clock)) as client:  # type: ignore[arg-type]
+        yield Upstream(name, sim, settings, client)
+
+
+async def test_only_what_the_upstream_offers_is_listed(upstream: Upstream) -> None:
+    listed = {tool.name for tool in (await upstream.client.list_tools()).tools}
+    profile = PROFILES[upstream.settings.upstream]
+    assert listed == {spec.name for spec in TOOLS if profile.offers(spec.endpoint)}
+    assert {"imagine", "get_task"} <= listed
+
+
+@pytest.mark.parametrize("mode", ["fast", "relax"])
+async def test_a_speed_mode_reaches_the_upstream_the_way_it_reads_it(upstream: Upstream, mode: str) -> None:
+    task = await upstream.ok("imagine", {"prompt": "a lighthouse at dusk", "mode": mode})
+    recorded = upstream.sim.store.get(task["id"])
+    assert recorded is not None
+    assert recorded.effective_mode == mode.upper()
+    assert recorded.mode == mode.upper()
+
+
+async def test_every_listed_tool_works(upstream: Upstream) -> None:
+    listed = {tool.name for tool in (await upstream.client.list_tools()).tools}
+    done: set[str] = set()
+
+    async def use(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        done.add(tool)
+        return await upstream.ok(tool, args)
+
+    grid = await use("imagine", {"prompt": "a watercolor lighthouse"})
+    grid_id = grid["id"]
+    await use("get_task", {"taskId": grid_id})
+    await use("list_tasks", {"ids": [grid_id]})
+    await use("describe", {"base64": data_uri()})
+    await use("blend", {"base64Array": [data_uri(), data_uri("blue")]})
+    await use("change", {"taskId": grid_id, "action": "UPSCALE", "index": 2})
+    await use("simple_change", {"content": f"{grid_id} V1"})
+    optional: list[tuple[str, dict[str, Any]]] = [
+        ("action", {"taskId": grid_id, "customId": "U1"}),
+        ("shorten", {"prompt": "a very long and winding prompt about a lighthouse on a cliff at dusk"}),
+        ("image_seed", {"taskId": grid_id}),
+        ("recent_tasks", {}),
+        ("task_queue", {}),
+        ("query_tasks", {"pageNumber": 0}),
+        ("upload_images", {"base64Array": [data_uri()]}),
+        ("swap_face", {"sourceBase64": data_uri(), "targetBase64": data_uri("blue")}),
+        ("video", {"prompt": "waves rolling", "image": data_uri(), "motion": "low"}),
+        ("edit", {"prompt": "white background", "image": data_uri()}),
+        ("show", {"jobId": str(grid.get("properties", {}).get("messageHash", grid_id))}),
+    ]
+    for tool, args in optional:
+        if tool in listed:
+            await use(tool, args)
+    if "cancel_task" in listed:
+        queued = await use("imagine", {"prompt": "a fox to cancel", "wait": False})
+        await use("cancel_task", {"taskId": queued["id"]})
+    if "modal" in listed:
+        upscale = await use("action", {"taskId": grid_id, "customId": "U3"})
+        zoom = await upstream.ok("action", {"taskId": upscale["id"], "customId": "Custom Zoom"})
+        assert zoom["status"] == "MODAL"
+        await use("modal", {"taskId": zoom["id"], "prompt": "a lighthouse --zoom 1.5"})
+    assert listed <= done, f"{upstream.name}: listed but not tried: {sorted(listed - done)}"
+
+
+async def test_the_built_in_simulator_plays_the_upstream_that_mj_upstream_names(tmp_path: Path) -> None:
+    settings = load_settings(simulator=True, upstream="novicezk", output_dir="off", sim_job_seconds=0.05)
+    async with Client(create_server(settings)) as client:  # type: ignore[arg-type]
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert "action" not in listed  # novicezk has no buttons API
+        assert "change" in listed
+        with anyio.fail_after(30):
+            result = await client.call_tool("imagine", {"prompt": "a lighthouse", "timeout": 20})
+        assert not result.is_error, text(result)
+        assert result.structured_content is not None
+        assert "buttons" not in result.structured_content or not result.structured_content["buttons"]

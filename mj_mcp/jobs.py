@@ -247,7 +247,7 @@ class Jobs:
                 logger.exception("Following task %s failed unexpectedly", submitted.task_id)
                 message, hint = f"an internal error ({type(exc).__name__}, logged on the server).", ""
             outcome = JobOutcome(endpoint.name, _stub(endpoint, submitted.task_id), next_step=WaitFailed(message, hint))
-        return dataclasses.replace(outcome, siblings=submitted.siblings)
+        return dataclasses.replace(outcome, task=self._pressable(outcome.task), siblings=submitted.siblings)
 
     async def _follow(
         self,
@@ -342,8 +342,17 @@ class Jobs:
         """Read a task; with `wait`, wait for it to finish (a MODAL task waits for a call, not time)."""
         task = await self._client.fetch(task_id)
         if wait and not task.finished and task.status != Status.MODAL:
-            return await self._wait(endpoint, task.id, timeout=timeout, on_progress=on_progress, initial=task)
-        return JobOutcome(endpoint.name, task, media=await self.media(task))
+            outcome = await self._wait(endpoint, task.id, timeout=timeout, on_progress=on_progress, initial=task)
+        else:
+            outcome = JobOutcome(endpoint.name, task, media=await self.media(task))
+        return dataclasses.replace(outcome, task=self._pressable(outcome.task))
+
+    def _pressable(self, task: Task) -> Task:
+        """The task with only the buttons this upstream can press: what it offers next is what works
+        (new-api, for one, relays no Describe or Shorten number buttons)."""
+        profile = self._client.profile
+        kept = [b for b in task.buttons if profile.presses(b.custom_id)]
+        return task if len(kept) == len(task.buttons) else task.model_copy(update={"buttons": kept})
 
     async def cancel(self, task_id: str) -> Cancelled:
         """Ask the upstream to cancel, then read the task to say where it stands."""
@@ -405,10 +414,17 @@ class Jobs:
         return await images.to_data_uri(value)
 
     async def _resolve_button(self, task_id: str, wanted: str) -> str:
-        if wanted.startswith("MJ::"):
+        if wanted.startswith("MJ::") and self._client.profile.presses(wanted):
             return wanted
         parent = await self._client.fetch(task_id)
         button = parent.button(wanted)
+        if button is not None and not self._client.profile.presses(button.custom_id):
+            raise ButtonNotFoundError(
+                f"This upstream ({self._client.profile.title}) cannot relay the {button.display!r} button of "
+                f"task {task_id}; nothing was sent.",
+                available=[b.display for b in self._pressable(parent).buttons],
+                hint="Use the task's other buttons, or imagine with the prompt you wanted.",
+            )
         if button is not None:
             return button.custom_id
         labels = [b.display for b in parent.buttons]

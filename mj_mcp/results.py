@@ -332,11 +332,15 @@ def _next_step(task: Task) -> str:
     if action == "VIDEO" and "U1" in labels:
         return f"Next: {press}='U1'..'U4' to upscale one of the four videos, or '🔄' to re-roll them."
     if action == "DESCRIBE":
+        if "1️⃣" not in labels:
+            return "Next: imagine with one of these prompts."
         return (
             "Next: imagine with one of these prompts, or press a number with "
             f"{press}='1️⃣'..'4️⃣' (then confirm with modal)."
         )
     if action == "SHORTEN":
+        if "1️⃣" not in labels:
+            return "Next: imagine with one of the shortened prompts."
         return f"Next: imagine with one of the shortened prompts, or {press}='1️⃣'..'5️⃣' (then modal)."
     if "U1" in labels:
         return (

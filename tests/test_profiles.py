@@ -133,3 +133,23 @@ async def test_the_built_in_simulator_plays_the_upstream_that_mj_upstream_names(
         assert not result.is_error, text(result)
         assert result.structured_content is not None
         assert "buttons" not in result.structured_content or not result.structured_content["buttons"]
+
+
+async def test_buttons_new_api_cannot_relay_are_neither_offered_nor_sent(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sim = Simulator(upstream="new-api", api_key=KEY, clock=clock, seed=7)
+    settings = load_settings(base_url="http://upstream.test", api_key=KEY, upstream="new-api", output_dir="off")
+    mj = client_from_settings(settings, transport=sim.transport())
+    async with mj, Client(create_server(settings, mj, clock=clock)) as client:  # type: ignore[arg-type]
+        described = await client.call_tool("describe", {"base64": data_uri()})
+        assert not described.is_error, text(described)
+        task = described.structured_content or {}
+        assert not [b for b in task.get("buttons", []) if "PicReader" in b["customId"]]
+        assert "press a number" not in text(described)
+        full = await mj.fetch(task["id"])  # what the upstream itself lists
+        picreader = next(b for b in full.buttons if "PicReader" in b.custom_id)
+        for wanted in (picreader.custom_id, picreader.display):
+            pressed = await client.call_tool("action", {"taskId": task["id"], "customId": wanted})
+            assert pressed.is_error
+            assert "cannot relay" in text(pressed)
+        assert not [path for _, path in sim.request_log if path.endswith("/submit/action")]

@@ -112,12 +112,12 @@ NotifyHook = Annotated[
     str | None,
     Field(
         max_length=2000,
-        description="Callback URL for task updates (optional).",
+        description="Callback URL.",
     ),
 ]
 State = Annotated[
     str | None,
-    Field(max_length=255, description="Free text echoed in the task."),
+    Field(max_length=255, description="Echoed in the task."),
 ]
 InstanceId = Annotated[str | None, Field(description="Account instance.")]
 Modes = Annotated[

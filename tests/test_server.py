@@ -30,7 +30,7 @@ from mj_mcp.jobs import Preview
 from mj_mcp.results import Link, Rendered, error_result
 from mj_mcp.server import TOOLS
 from mj_mcp.server.dispatch import call_result
-from mj_mcp.server.schema import arguments_model, input_schema, model_schema
+from mj_mcp.server.schema import arguments_model, input_schema, model_schema, portable
 from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import ServerFactory
@@ -91,6 +91,8 @@ async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_contr
             expected |= {"wait", "timeout", "mode"}
         if tool.name == "get_task":
             expected |= {"wait", "timeout"}
+        if tool.name in ("recent_tasks", "task_queue"):
+            expected |= {"limit", "since"} if tool.name == "recent_tasks" else {"limit"}
         assert set(schema["properties"]) == expected, tool.name
         assert set(schema.get("required", [])) == required, tool.name
         assert "$defs" not in schema
@@ -738,7 +740,12 @@ def test_the_listed_schema_is_the_schema_of_the_model_that_validates_the_call() 
     for spec in TOOLS:
         listed = input_schema(spec.request, spec.controls)
         validating = model_schema(arguments_model(spec.name, spec.request, spec.controls))
-        assert listed["properties"] == validating["properties"], spec.name
+        required = validating.get("required", [])
+        expected = {
+            name: portable(prop) if name in required else {**portable(prop), "nullable": True}
+            for name, prop in validating["properties"].items()
+        }
+        assert listed["properties"] == expected, spec.name
         assert sorted(listed.get("required", [])) == sorted(validating.get("required", [])), spec.name
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -36,11 +36,16 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
     """The MCP tool for `spec`: schema and validation from its models, errors as results."""
     request_fields = _wire_names(spec.request)
     control_fields = _wire_names(spec.controls)
+    parameters = input_schema(spec.request, spec.controls)
+    required = frozenset(cast(list[str], parameters.get("required", [])))
 
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
         runtime = holder.get()
+        # Some frameworks send every argument, filling the ones the model left out with null, ""
+        # or []: for an optional argument each of those means "not given".
+        given = {k: v for k, v in arguments.items() if k in required or not _blank(v)}
         try:
-            parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(arguments)
+            parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(given)
         except PydanticValidationError as exc:
             return call_result(error_result(_invalid_arguments(spec.name, exc)))
         dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
@@ -68,7 +73,7 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=input_schema(spec.request, spec.controls),
+        parameters=parameters,
         annotations=_annotations(spec),
     )
 
@@ -111,6 +116,10 @@ def _annotations(spec: ToolSpec[Any, Any]) -> ToolAnnotations:
         idempotent_hint=True if spec.kind == "read" else None,
         open_world_hint=True,
     )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list) and not value)
 
 
 def _wire_names(model: type[Any]) -> frozenset[str]:

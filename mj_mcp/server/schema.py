@@ -18,7 +18,7 @@ from pydantic_core import core_schema
 
 from mj_mcp.models import WireModel
 
-__all__ = ["CompactSchema", "arguments_model", "input_schema", "model_schema"]
+__all__ = ["CompactSchema", "arguments_model", "input_schema", "model_schema", "portable"]
 
 
 class CompactSchema(GenerateJsonSchema):
@@ -109,10 +109,37 @@ def input_schema(request: type[WireModel], controls: type[WireModel]) -> dict[st
     # Unknown arguments are still refused by the model at call time, with a message naming them.
     schema: dict[str, Any] = {"type": "object"}
     # Required fields first: the order a model reads them in is the order it fills them in.
-    schema["properties"] = dict(sorted(properties.items(), key=lambda kv: kv[0] not in required))
+    ordered = sorted(properties.items(), key=lambda kv: kv[0] not in required)
+    schema["properties"] = {
+        name: portable(prop) if name in required else {**portable(prop), "nullable": True} for name, prop in ordered
+    }
     if required:
         schema["required"] = required
     return schema
+
+
+def portable(node: Any) -> Any:
+    """`node` in the subset of JSON Schema every function-calling converter takes unchanged.
+
+    No `additionalProperties` (google-genai's MCP converter fails on a boolean there; the server
+    refuses unknown arguments itself), and `minimum`/`maximum` for their exclusive forms (dropped
+    by several converters; the models still refuse the bound itself at call time).
+    """
+    if isinstance(node, list):
+        return [portable(item) for item in cast(list[Any], node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in cast(dict[str, Any], node).items():
+        if key == "additionalProperties":
+            continue
+        out[_INCLUSIVE.get(key, key)] = value if key in ("properties", "default", "enum") else portable(value)
+    if "properties" in out:
+        out["properties"] = {name: portable(prop) for name, prop in cast(dict[str, Any], out["properties"]).items()}
+    return out
+
+
+_INCLUSIVE: Final = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
 
 
 @functools.cache

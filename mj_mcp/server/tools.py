@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mj_mcp.endpoints import ENDPOINTS, Endpoint
 from mj_mcp.jobs import Progress
@@ -32,6 +33,7 @@ from mj_mcp.models import (
     ShowRequest,
     SimpleChangeRequest,
     SwapFaceRequest,
+    Task,
     TaskIdRequest,
     UploadRequest,
     VideoRequest,
@@ -78,6 +80,41 @@ class WaitControls(WireModel):
 
 class NoControls(WireModel):
     """Tools without control arguments: their arguments are the request model's alone."""
+
+
+class ListControls(WireModel):
+    """Control arguments of task_queue: how much of the list to show (a long list costs context)."""
+
+    limit: int = Field(default=10, ge=1, le=100, description="Most tasks to list.")
+
+
+def _plain_string(schema: dict[str, Any]) -> None:
+    # "today" and a bare date are meant too, which a date-time format would tell a model is wrong.
+    schema.pop("format", None)
+
+
+class RecentControls(ListControls):
+    """Control arguments of recent_tasks: how many, and from when."""
+
+    since: datetime | None = Field(
+        default=None,
+        description="Only tasks submitted from then on: an ISO date or date-time, or 'today'.",
+        json_schema_extra=_plain_string,
+    )
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _today(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "today":
+            return datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        return value
+
+    def keeps(self, task: Task) -> bool:
+        """Whether the task was submitted at or after `since` (tasks without a time are kept)."""
+        if self.since is None or task.submit_time is None:
+            return True
+        since = self.since if self.since.tzinfo is not None else self.since.astimezone()
+        return task.submit_time >= since.timestamp() * 1000
 
 
 # -- specs ---------------------------------------------------------------------------------------
@@ -150,12 +187,13 @@ async def _query(rt: Runtime, call: ToolCall, request: QueryRequest, controls: N
     return page_result(await rt.client.query(request))
 
 
-async def _recent(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: NoControls) -> Rendered:
-    return tasks_result(await rt.client.recent())
+async def _recent(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: RecentControls) -> Rendered:
+    tasks = sorted(await rt.client.recent(), key=lambda t: t.submit_time or 0, reverse=True)
+    return tasks_result([t for t in tasks if controls.keeps(t)][: controls.limit])
 
 
-async def _queue(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: NoControls) -> Rendered:
-    return tasks_result(await rt.client.queue())
+async def _queue(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: ListControls) -> Rendered:
+    return tasks_result((await rt.client.queue())[: controls.limit])
 
 
 async def _seed(rt: Runtime, call: ToolCall, request: TaskIdRequest, controls: NoControls) -> Rendered:
@@ -180,6 +218,25 @@ def _job_tool(name: str, request: type[Req], title: str, description: str) -> To
         description=description,
         kind="job",
         handler=_job,
+    )
+
+
+def _list_tool(
+    name: str,
+    controls: type[Ctl],
+    title: str,
+    description: str,
+    handler: Callable[[Runtime, ToolCall, EmptyRequest, Ctl], Awaitable[Rendered]],
+) -> ToolSpec[EmptyRequest, Ctl]:
+    """A read of a whole list (no request body); its arguments say how much of it to show."""
+    return ToolSpec(
+        endpoint=ENDPOINTS[name],
+        request=EmptyRequest,
+        controls=controls,
+        title=title,
+        description=description,
+        kind="read",
+        handler=handler,
     )
 
 
@@ -300,8 +357,8 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         "Page through tasks (pageNumber is 0-based), filtered by action, status, prompt text or state.",
         _query,
     ),
-    _read_tool("recent_tasks", EmptyRequest, "Recent tasks", "List the most recent tasks, newest first.", _recent),
-    _read_tool("task_queue", EmptyRequest, "Queue", "List the tasks waiting or running upstream.", _queue),
+    _list_tool("recent_tasks", RecentControls, "Recent tasks", "List the most recent tasks, newest first.", _recent),
+    _list_tool("task_queue", ListControls, "Queue", "List the tasks waiting or running upstream.", _queue),
     _read_tool(
         "image_seed",
         TaskIdRequest,

@@ -15,12 +15,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
 import anyio
-import anyio.to_thread
 
 from mj_mcp.audit import AuditLog
 from mj_mcp.callbacks import CallbackReceiver
@@ -35,8 +33,9 @@ from mj_mcp.errors import (
     TaskNotFoundError,
     UpstreamUnavailableError,
 )
-from mj_mcp.images import classify, make_preview
+from mj_mcp.images import classify
 from mj_mcp.loading import ImageLoader
+from mj_mcp.media import Media, MediaFetcher
 from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ActionRequest,
@@ -50,7 +49,7 @@ from mj_mcp.models import (
     UploadRequest,
     WireModel,
 )
-from mj_mcp.saving import ImageSaver, SavedImages
+from mj_mcp.saving import ImageSaver
 from mj_mcp.upstreams import as_change, change_button
 from mj_mcp.waiting import TaskWatcher, WaitOutcome
 
@@ -59,12 +58,10 @@ __all__ = [
     "Cancelled",
     "JobOutcome",
     "Jobs",
-    "Media",
     "ModalLagging",
     "ModalNeeded",
     "ModalNotTaken",
     "NextStep",
-    "Preview",
     "Progress",
     "Submitted",
     "UpstreamUnreadable",
@@ -80,34 +77,12 @@ MODAL_GRACE: Final = 20.0
 """Seconds a wait after a MODAL confirmation looks past MODAL: new-api refreshes its copy of a task
 only every ~15 s, so the first reads after the confirmation may still show the task waiting for it."""
 
-MEDIA_GRACE: Final = 1.0
-"""Seconds the image step may run past the call's wait deadline: a finished task is shown without
-its picture rather than held back by a slow download."""
-
 _Request = TypeVar("_Request", bound=WireModel)
 
 _IMAGE_FIELDS: Final = ("base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image")
 
 
 # -- what a job comes back with ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """A small image the model can look at (the saved files keep the full size)."""
-
-    data: bytes
-    mime: str
-
-
-@dataclass(slots=True)
-class Media:
-    """What was fetched and saved for a task's image, and what went wrong doing so."""
-
-    preview: Preview | None = None
-    saved: Path | None = None
-    quadrants: list[Path] = field(default_factory=lambda: list[Path]())
-    notes: list[str] = field(default_factory=lambda: list[str]())
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +185,7 @@ class Jobs:
         self._client = client
         self._watcher = watcher
         self._images = images
-        self._saver = saver
+        self._media = MediaFetcher(client, saver)
         self._audit = audit
         self._max_jobs = max_jobs
         self._wait_timeout = wait_timeout
@@ -514,58 +489,8 @@ class Jobs:
     # -- media -----------------------------------------------------------------------------------
 
     async def media(self, task: Task, *, deadline: float | None = None) -> Media | None:
-        """Download the task's image, make the preview the model sees, and save the files.
-
-        With a `deadline` (on `anyio.current_time()`), the step ends `MEDIA_GRACE` seconds after it
-        at the latest, with a note instead of the picture.
-        """
-        if deadline is None:
-            return await self._media(task)
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time()) + MEDIA_GRACE):
-            return await self._media(task)
-        return Media(notes=["(The image took too long to fetch; get_task shows it once it can be read.)"])
-
-    async def _media(self, task: Task) -> Media | None:
-        if task.status != Status.SUCCESS or not task.image_url:
-            return None
-        action = (task.action or "").upper()
-        if action in ("DESCRIBE", "SHORTEN"):
-            return None
-        source = task.image_url
-        if action == "VIDEO":
-            # imageUrl is the picture the videos start from; a thumbnail of the first video, when
-            # given, shows the result. Neither is the result itself, so nothing is saved.
-            source = next((v.thumbnail for v in task.video_urls or [] if v.thumbnail), source)
-        media = Media()
-        try:
-            data, mime = await self._client.download(source)
-            # Abandoned, not awaited, when the deadline passes: the decode cannot be interrupted.
-            preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data, abandon_on_cancel=True)
-            media.preview = Preview(preview, preview_mime)
-            if self._saver is not None and action != "VIDEO":
-                saved = await self._save(self._saver, task, data, mime)
-                media.saved = saved.path
-                media.quadrants = list(saved.quadrants)
-        except MjError as exc:
-            media.notes.append(f"(The image could not be shown: {exc.message})")
-        except OSError as exc:
-            media.notes.append(f"(The image could not be saved: {exc.strerror or type(exc).__name__})")
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:  # an image that breaks the decoder must not hide the finished task
-            logger.warning("The image of task %s could not be processed (%s)", task.id, type(exc).__name__)
-            media.notes.append(f"(The image could not be shown: {type(exc).__name__}.)")
-        return media
-
-    @staticmethod
-    async def _save(saver: ImageSaver, task: Task, data: bytes, mime: str | None) -> SavedImages:
-        grid = task.button("U1") is not None and task.button("V1") is not None
-        kind = (task.action or "task").lower()
-
-        def save() -> SavedImages:
-            return saver.save_task(task.id, data, mime, grid=grid, kind=kind)
-
-        return await anyio.to_thread.run_sync(save)
+        """The task's image as the model sees it, and the saved files (see `MediaFetcher.fetch`)."""
+        return await self._media.fetch(task, deadline=deadline)
 
 
 def _modal_step(endpoint: Endpoint, waited: WaitOutcome, submitted: Submitted | None) -> NextStep:

@@ -18,14 +18,13 @@ from typing import Any, Final
 from mj_mcp.jobs import (
     Cancelled,
     JobOutcome,
-    Media,
     ModalLagging,
     ModalNeeded,
     ModalNotTaken,
-    Preview,
     UpstreamUnreadable,
     WaitFailed,
 )
+from mj_mcp.media import Media, Preview
 from mj_mcp.models import Page, Status, Task
 
 __all__ = [

@@ -7,14 +7,13 @@ from pathlib import Path
 from mj_mcp.jobs import (
     Cancelled,
     JobOutcome,
-    Media,
     ModalLagging,
     ModalNeeded,
     ModalNotTaken,
-    Preview,
     UpstreamUnreadable,
     WaitFailed,
 )
+from mj_mcp.media import Media, Preview
 from mj_mcp.models import Button, Page, SubmitResult, Task
 from mj_mcp.results import (
     Link,

@@ -26,7 +26,7 @@ from PIL import Image
 
 from mj_mcp.config import Settings
 from mj_mcp.endpoints import ENDPOINTS
-from mj_mcp.jobs import Preview
+from mj_mcp.media import Preview
 from mj_mcp.results import Link, Rendered, error_result
 from mj_mcp.server import TOOLS
 from mj_mcp.server.dispatch import call_result

@@ -1,9 +1,10 @@
 """The MCP adapter: every upstream operation a tool, built from its request model.
 
 `create_server(settings, client=None)` returns an `MjServer` (an `MCPServer` whose sessions share
-one Runtime). Each row of `TOOLS` (tools.py) becomes a tool through one mechanism (dispatch.py): the input schema is the endpoint's request
-model plus the control arguments that apply (`wait`, `timeout`, `mode`), flattened to the top
-level under the wire names (schema.py); arguments are validated by those same models.
+one Runtime). Each row of `TOOLS` (tools.py) becomes a tool through one mechanism (dispatch.py):
+the input schema is the endpoint's request model plus the control arguments that apply (`wait`,
+`timeout`, `mode`), flattened to the top level under the wire names (schema.py); arguments are
+validated by those same models.
 
 The work itself is not here: handlers ask the job service (mj_mcp.jobs), which knows no MCP, and
 hand its outcome to mj_mcp.results, whose plain rendering dispatch.py turns into a

@@ -9,6 +9,9 @@ non-loopback address without a token is refused before anything listens. Under a
 uvicorn runs `httplimits`' protocol: request heads and bodies have read deadlines, and the open
 connections are capped below the file-descriptor limit.
 
+The app's lifespan opens the server's one Runtime (`SharedRuntime`), which every session then
+shares, SSE connections included.
+
 `/health` answers 503 once the app's lifespan has ended (the MCP session manager and the server's
 background tasks died, or the server is shutting down), so a load balancer replaces the instance
 instead of sending clients to a server whose every call fails.
@@ -33,8 +36,16 @@ from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.config import Settings
 from mj_mcp.errors import SettingsError
 from mj_mcp.httplimits import RequestLimits, guarded_protocol
+from mj_mcp.server import MjServer
 
-__all__ = ["BodySizeLimitMiddleware", "build_http_app", "check_bind", "max_request_bytes", "serve_http"]
+__all__ = [
+    "BodySizeLimitMiddleware",
+    "SharedRuntime",
+    "build_http_app",
+    "check_bind",
+    "max_request_bytes",
+    "serve_http",
+]
 
 OPEN_PATHS: Final = frozenset({"/health"})
 MAX_INLINE_IMAGES: Final = 5
@@ -195,8 +206,8 @@ class Liveness:
 class LifespanWatch:
     """Marks `liveness` ended when the app's lifespan returns or raises.
 
-    With Streamable HTTP the lifespan runs the MCP session manager, and inside it the server's
-    own lifespan with its background tasks; if one of them dies, the lifespan ends with it while
+    The lifespan holds the server's Runtime with its background tasks (`SharedRuntime`), and with
+    Streamable HTTP the MCP session manager too; if one of them dies, the lifespan ends with it while
     uvicorn keeps answering, and every MCP request then fails ("Task group is not initialized").
     An app served without a lifespan (an in-process test client) counts as serving.
     """
@@ -213,6 +224,38 @@ class LifespanWatch:
             await self.app(scope, receive, send)
         finally:
             self.liveness.ended = True
+
+
+class SharedRuntime:
+    """Opens the server's one Runtime around the app's lifespan, for every session to share.
+
+    The SDK runs the server's own lifespan once per SSE connection (and once for Streamable HTTP,
+    inside the app's lifespan); opened here instead, one client, watcher, callback receiver and
+    simulator serve every session, and a task started in one is found from any other. It opens
+    before the inner lifespan starts (the sessions attach to it) and closes after that ends,
+    before uvicorn hears that shutdown is complete: the upstream client and audit log close in full.
+    """
+
+    def __init__(self, app: ASGIApp, server: MjServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def send_after_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                held.append(message)
+                return
+            await send(message)
+
+        async with self.server.shared_runtime():
+            await self.app(scope, receive, send_after_closing)
+        for message in held:
+            await send(message)
 
 
 class CallbackRoute:
@@ -255,6 +298,8 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: Cal
             host=settings.host,
             max_request_body_size=max_request_bytes(settings),  # the SDK's default 4 MiB refuses a blend
         )
+    if isinstance(server, MjServer):  # another MCPServer (a test's) keeps its own lifespan
+        app = SharedRuntime(app, server)
     app = LifespanWatch(app, liveness)
     if settings.mcp_token is not None:
         app = BearerTokenMiddleware(app, settings.mcp_token.get_secret_value())
@@ -277,4 +322,5 @@ def serve_http(server: MCPServer[Any], settings: Settings, *, callbacks: Callbac
         proxy_headers=False,
         server_header=False,
         http=guarded_protocol(),
+        lifespan="on",  # a Runtime that fails to open stops the server ("auto" would serve without it)
     )

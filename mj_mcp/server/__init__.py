@@ -1,9 +1,10 @@
 """The MCP adapter: every upstream operation a tool, built from its request model.
 
-`create_server(settings, client=None)` returns an `MCPServer`. Each row of `TOOLS` (tools.py)
-becomes a tool through one mechanism (dispatch.py): the input schema is the endpoint's request
-model plus the control arguments that apply (`wait`, `timeout`, `mode`), flattened to the top
-level under the wire names (schema.py); arguments are validated by those same models.
+`create_server(settings, client=None)` returns an `MjServer` (an `MCPServer` whose sessions share
+one Runtime). Each row of `TOOLS` (tools.py) becomes a tool through one mechanism (dispatch.py):
+the input schema is the endpoint's request model plus the control arguments that apply (`wait`,
+`timeout`, `mode`), flattened to the top level under the wire names (schema.py); arguments are
+validated by those same models.
 
 The work itself is not here: handlers ask the job service (mj_mcp.jobs), which knows no MCP, and
 hand its outcome to mj_mcp.results, whose plain rendering dispatch.py turns into a
@@ -16,9 +17,8 @@ module may use results, schema, sdk_glue.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-from typing import Final
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -37,7 +37,7 @@ from mj_mcp.server.runtime import CallbackWiring, Holder, Runtime
 from mj_mcp.server.sdk_glue import serve_subscriptions
 from mj_mcp.server.tools import TOOLS, ToolSpec
 
-__all__ = ["INSTRUCTIONS", "TOOLS", "Runtime", "ToolSpec", "create_server"]
+__all__ = ["INSTRUCTIONS", "TOOLS", "MjServer", "Runtime", "ToolSpec", "create_server"]
 
 INSTRUCTIONS: Final = """\
 Midjourney image generation through a midjourney-proxy API.
@@ -49,6 +49,23 @@ prompt, `blend` mixes 2-5 images. Images can be given as file paths, URLs or dat
 If a wait times out, `get_task` with wait=true continues it."""
 
 
+class MjServer(MCPServer[Runtime]):
+    """The MCP server, with one Runtime for the whole process, however many sessions it serves.
+
+    Its lifespan, which the SDK runs per session (once per SSE connection), only attaches to the
+    Runtime that `shared_runtime()` opened; with none open (stdio, an in-memory client) it opens one
+    for as long as that session lasts. The HTTP app opens `shared_runtime()` in its own lifespan.
+    """
+
+    def __init__(self, holder: Holder, **options: Any) -> None:
+        super().__init__("mj-mcp", lifespan=lambda _server: holder.for_session(), **options)
+        self._holder = holder
+
+    def shared_runtime(self) -> AbstractAsyncContextManager[Runtime]:
+        """Open the Runtime every session of this process shares, for as long as the context lasts."""
+        return self._holder.for_process()
+
+
 def create_server(
     settings: Settings,
     client: MjClient | None = None,
@@ -56,14 +73,21 @@ def create_server(
     clock: Clock | None = None,
     image_loader: ImageLoader | None = None,
     callbacks: CallbackReceiver | None = None,
-) -> MCPServer[Runtime]:
+) -> MjServer:
     """Build the MCP server. An injected client is used as is and not closed by the server.
 
     With `MJ_PUBLIC_URL` set, submits carry a `notifyHook` to this server. An injected `callbacks`
     receiver is served by whoever injected it (the HTTP app mounts it); otherwise, on stdio, the
     server opens a small listener of its own on MJ_HOST:MJ_PORT.
     """
-    holder = Holder()
+    wiring = CallbackWiring.choose(settings, callbacks)
+    bus = InMemorySubscriptionBus()
+    live = LiveTasks(bus)
+    holder = Holder(
+        lambda: Runtime.open(
+            settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=wiring
+        )
+    )
     profile = settings.profile
     # Only what this upstream offers (directly or done another way), and with MJ_READ_ONLY only reads.
     tools = [
@@ -71,26 +95,13 @@ def create_server(
         for spec in TOOLS
         if profile.offers(spec.endpoint) and not (settings.read_only and spec.kind != "read")
     ]
-    wiring = CallbackWiring.choose(settings, callbacks)
-    bus = InMemorySubscriptionBus()
-    live = LiveTasks(bus)
-
-    @asynccontextmanager
-    async def lifespan(_server: MCPServer[Runtime]) -> AsyncGenerator[Runtime]:
-        opened = Runtime.open(
-            settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=wiring
-        )
-        async with opened as runtime, holder.running(runtime):
-            yield runtime
-
-    server: MCPServer[Runtime] = MCPServer(
-        "mj-mcp",
+    server = MjServer(
+        holder,
         title="Midjourney (mj-mcp)",
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://github.com/mj-mcp/mj-mcp",
         tools=tools,
-        lifespan=lifespan,
         log_level=settings.log_level,
         warn_on_duplicate_resources=False,
         subscriptions=bus,

@@ -1,15 +1,15 @@
 """What the tools and resources share while the server runs, and how it is opened and closed.
 
-`Runtime.open(settings, ...)` is the server's lifespan: it makes the client (the real upstream or
+`Runtime.open(settings, ...)` opens what the server runs on: it makes the client (the real upstream or
 the in-process simulator), the shared `TaskWatcher` and its poll loop, the image loader and saver,
 the audit log, the callback listener when one is wanted, and the job service on top of them; and
-it closes what it opened, in reverse.
+it closes what it opened, in reverse. `Holder` opens one per process and lets every session reach it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -113,24 +113,49 @@ async def _listen_for_callbacks(
 
 
 class Holder:
-    """Lets tools and resources reach the running Runtime. Static resources get no Context (tools
-    and template resources do), and one way in for all of them keeps them alike."""
+    """Lets tools and resources reach the running Runtime, and decides who opens it.
 
-    def __init__(self) -> None:
+    Static resources get no Context (tools and template resources do), and one way in for all of
+    them keeps them alike. One Runtime serves the whole process: whoever serves the server over
+    HTTP opens it once (`for_process`), and every session's lifespan (`for_session`) attaches to
+    it. The SDK runs that lifespan once per SSE connection, so opening there would give each
+    connection its own client, watcher and simulator. Without a process-wide Runtime (stdio, an
+    in-memory client) a session's lifespan opens one itself, for as long as the session lasts.
+    """
+
+    def __init__(self, open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]]) -> None:
+        self._open = open_runtime
         self.runtime: Runtime | None = None
+        self._process_wide = False
 
     def get(self) -> Runtime:
         if self.runtime is None:
             raise ResourceError("The server is not running yet.")
         return self.runtime
 
+    def for_process(self) -> AbstractAsyncContextManager[Runtime]:
+        """Open the one Runtime that every session of this process shares."""
+        if self.runtime is not None:
+            raise RuntimeError("A Runtime is already open for this server.")
+        return self._holding(process_wide=True)
+
     @asynccontextmanager
-    async def running(self, runtime: Runtime) -> AsyncGenerator[Runtime]:
-        self.runtime = runtime
-        try:
+    async def for_session(self) -> AsyncGenerator[Runtime]:
+        """A session's lifespan: the process-wide Runtime when one is open, else one of its own."""
+        if self._process_wide:
+            yield self.get()  # not ours to close
+            return
+        async with self._holding(process_wide=False) as runtime:
             yield runtime
-        finally:
-            self.runtime = None
+
+    @asynccontextmanager
+    async def _holding(self, *, process_wide: bool) -> AsyncGenerator[Runtime]:
+        async with self._open() as runtime:
+            self.runtime, self._process_wide = runtime, process_wide
+            try:
+                yield runtime
+            finally:
+                self.runtime, self._process_wide = None, False
 
 
 class _LazySimulator(httpx2.AsyncBaseTransport):

@@ -121,6 +121,23 @@ async def test_a_job_is_waited_for_with_progress_and_its_image_previewed_and_sav
     assert json.loads(line)["taskId"] == outcome.task.id
 
 
+async def test_a_finished_tasks_picture_is_fetched_once_and_given_again_to_later_reads(
+    jobs: Jobs, sim: Simulator
+) -> None:
+    first = await imagine(jobs)
+    downloads = sum(1 for _, path in sim.request_log if path.startswith("/sim/images/"))
+    again = await jobs.get(ENDPOINTS["get_task"], first.task.id)
+    assert again.media is not None and first.media is not None
+    assert again.media.preview == first.media.preview
+    assert again.media.saved == first.media.saved
+    assert sum(1 for _, path in sim.request_log if path.startswith("/sim/images/")) == downloads
+    assert first.media.saved is not None
+    first.media.saved.unlink()  # the user deleted the file: the next read saves it again
+    third = await jobs.get(ENDPOINTS["get_task"], first.task.id)
+    assert third.media is not None and third.media.saved is not None and third.media.saved.is_file()
+    assert sum(1 for _, path in sim.request_log if path.startswith("/sim/images/")) == downloads + 1
+
+
 async def test_without_waiting_the_task_comes_back_at_once_with_its_queue_position(
     mj: MjClient, watcher: TaskWatcher, loader: ImageLoader, tmp_path: Path, sim: Simulator
 ) -> None:

@@ -13,7 +13,9 @@ only hands the rendering on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -73,6 +75,9 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[Task], Awaitable[None]]
 """Called with each new snapshot of a waited-for task (and again after quiet stretches)."""
 
+JOIN_WINDOW: Final = 900.0
+"""Seconds after its submit during which an unanswered job is joined by a call that repeats it."""
+REMEMBERED_JOBS: Final = 256
 MODAL_GRACE: Final = 20.0
 """Seconds a wait after a MODAL confirmation looks past MODAL: new-api refreshes its copy of a task
 only every ~15 s, so the first reads after the confirmation may still show the task waiting for it."""
@@ -134,6 +139,46 @@ class JobOutcome:
     siblings: tuple[str, ...] = ()
     """Further tasks the same submit started (describe's "Imagine all")."""
     next_step: NextStep | None = None
+    joined: bool = False
+    """The call repeated one whose caller gave up, and followed that job instead of paying again."""
+
+
+@dataclass(eq=False)
+class _Started:
+    """A job this process submitted, and whether its call has answered yet."""
+
+    task_id: str
+    at: float
+    answered: bool = False
+
+
+class _Repeats:
+    """Jobs started lately, by their arguments: a call that repeats one still unanswered joins it.
+
+    A client whose timeout is shorter than the job (5 s is a common default) gives up, and the
+    agent calls again with the same arguments while the first job runs on, paid for. The second
+    call then follows that job instead of starting (and paying for) another one.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._started: OrderedDict[str, _Started] = OrderedDict()
+
+    def key(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> str:
+        return json.dumps([endpoint.name, request.to_wire(), mode], sort_keys=True, default=str)
+
+    def unanswered(self, key: str) -> _Started | None:
+        started = self._started.get(key)
+        if started is None or started.answered or self._clock() - started.at > JOIN_WINDOW:
+            return None
+        return started
+
+    def remember(self, key: str, task_id: str) -> _Started:
+        started = self._started[key] = _Started(task_id, self._clock())
+        self._started.move_to_end(key)
+        while len(self._started) > REMEMBERED_JOBS:
+            self._started.popitem(last=False)
+        return started
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +237,7 @@ class Jobs:
         self._callbacks = callbacks
         """Given when upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
         self._lock = anyio.Lock()
+        self._repeats = _Repeats(anyio.current_time)
         self.started = 0
 
     async def run(
@@ -209,12 +255,22 @@ class Jobs:
         Once the upstream has accepted the job, nothing that goes wrong afterwards may lose its id:
         every later failure becomes an outcome that names the task and says not to submit again.
         """
+        key = self._repeats.key(endpoint, request, mode)
+        earlier = self._repeats.unanswered(key)
+        if earlier is not None:
+            logger.info(
+                "%s repeats unanswered task %s: following it instead of paying again", endpoint.name, earlier.task_id
+            )
+            outcome = await self.get(endpoint, earlier.task_id, wait=wait, timeout=timeout, on_progress=on_progress)
+            earlier.answered = True
+            return dataclasses.replace(outcome, joined=True)
         sent, sent_request = self._as_offered(endpoint, request)
         submitted = await self.submit(sent, sent_request, mode=mode)
+        started = self._repeats.remember(key, submitted.task_id)
         try:
             outcome = await self._follow(endpoint, submitted, wait=wait, timeout=timeout, on_progress=on_progress)
         except anyio.get_cancelled_exc_class():
-            raise
+            raise  # the caller gave up: the job stays unanswered, for a repeat of this call to join
         except Exception as exc:
             if isinstance(exc, MjError):
                 message, hint = exc.message, exc.hint
@@ -222,6 +278,7 @@ class Jobs:
                 logger.exception("Following task %s failed unexpectedly", submitted.task_id)
                 message, hint = f"an internal error ({type(exc).__name__}, logged on the server).", ""
             outcome = JobOutcome(endpoint.name, _stub(endpoint, submitted.task_id), next_step=WaitFailed(message, hint))
+        started.answered = True
         return dataclasses.replace(outcome, task=self._pressable(outcome.task), siblings=submitted.siblings)
 
     async def _follow(

@@ -170,8 +170,14 @@ def _closing_line(outcome: JobOutcome) -> str:
 
 
 def _outcome_notes(outcome: JobOutcome) -> tuple[str, ...]:
-    """Text shown apart from the task's own: tasks the call also started, a read that failed."""
+    """Text shown apart from the task's own: a joined job, tasks the call also started, a failed read."""
     notes: list[str] = []
+    if outcome.joined:
+        notes.append(
+            f"This call repeats an earlier {outcome.tool} call with the same arguments that got no answer, so it "
+            f"follows that job (task {outcome.task.id}) instead of paying for another. For a new job on purpose, "
+            "change the arguments (for a prompt, add e.g. --seed 1234)."
+        )
     if outcome.siblings:
         ids = ", ".join(outcome.siblings)
         quoted = ", ".join(json.dumps(i) for i in outcome.siblings)

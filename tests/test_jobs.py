@@ -296,3 +296,48 @@ def test_the_service_and_its_rendering_import_no_mcp() -> None:
 
     code = "import sys, mj_mcp.jobs, mj_mcp.results; sys.exit(any(m.split('.')[0] == 'mcp' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# -- repeats after a client gave up ---------------------------------------------------------------
+
+
+async def test_a_call_repeated_after_its_client_gave_up_joins_the_job_instead_of_paying_again(
+    jobs: Jobs, sim: Simulator
+) -> None:
+    with anyio.CancelScope() as gave_up:
+
+        async def give_up(task: Task) -> None:
+            if task.status == Status.IN_PROGRESS:
+                gave_up.cancel()  # the client's own timeout: it gives up while the job runs on
+
+        await imagine(jobs, on_progress=give_up)
+    assert gave_up.cancelled_caught
+    retried = await imagine(jobs)
+    assert retried.joined
+    assert retried.task.status == Status.SUCCESS
+    assert sum(1 for _, path in sim.request_log if path.endswith("/submit/imagine")) == 1
+    again = await imagine(jobs)  # the first call was answered now: a repeat is a new job
+    assert not again.joined
+    assert again.task.id != retried.task.id
+    assert sum(1 for _, path in sim.request_log if path.endswith("/submit/imagine")) == 2
+
+
+async def test_the_same_arguments_called_while_the_first_call_still_waits_join_it(jobs: Jobs, sim: Simulator) -> None:
+    outcomes: list[JobOutcome] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def second() -> None:
+            outcomes.append(await imagine(jobs))
+
+        async def first_progress(task: Task) -> None:
+            if task.status == Status.IN_PROGRESS and not started:
+                started.append(task.id)
+                tg.start_soon(second)  # the agent calls again while the first call still waits
+
+        started: list[str] = []
+        outcomes.append(await imagine(jobs, on_progress=first_progress))
+    assert started
+    assert {o.task.id for o in outcomes} == {started[0]}
+    assert sorted(o.joined for o in outcomes) == [False, True]
+    assert sum(1 for _, path in sim.request_log if path.endswith("/submit/imagine")) == 1

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     mcp_token: SecretStr | None = Field(default=None, description="bearer token HTTP clients must send")
     public_url: str | None = Field(default=None, description="address the upstream can call back (notifyHook)")
     read_only: bool = Field(default=False, description="only the read tools")
+    preview: Literal["image", "none"] = Field(
+        default="image",
+        description="image: finished tasks carry a picture the model can see; none: text and structured "
+        "content only (for frameworks that turn images into text)",
+    )
     max_jobs: int | None = Field(default=None, ge=0, description="most jobs this process may start")
     stateless: bool = Field(default=False, description="stateless Streamable HTTP")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(

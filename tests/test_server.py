@@ -210,8 +210,8 @@ async def test_imagine_waits_with_progress_and_returns_the_grid_with_an_image_th
     assert Path(saved[0]).parent == settings.output_dir.resolve()
     quadrants = sorted(settings.output_dir.glob("*-[1-4].png"))
     assert len(quadrants) == 4
-    links = [c for c in result.content if isinstance(c, ResourceLink)]
-    assert [link.uri for link in links] == [f"mj://tasks/{task['id']}"]
+    assert not [c for c in result.content if isinstance(c, ResourceLink)]  # frameworks choke on them
+    assert f"Resources: mj://tasks/{task['id']}" in text(result)
 
 
 async def test_pressing_u2_by_label_upscales_the_second_image(client: Client) -> None:
@@ -487,7 +487,7 @@ async def test_a_failed_task_is_an_error_with_its_reason_and_the_task(client: Cl
     assert "Next:" in text(result)
     assert result.structured_content is not None
     assert result.structured_content["status"] == "FAILURE"
-    assert any(isinstance(c, ResourceLink) for c in result.content)
+    assert "mj://tasks/" in text(result)
 
 
 async def test_a_banned_prompt_is_an_error_naming_the_word(client: Client) -> None:
@@ -806,20 +806,19 @@ def test_a_rendered_result_becomes_mcp_content_in_its_order() -> None:
         preview=Preview(b"img", "image/png"),
         links=(Link("1", "IMAGINE SUCCESS"), Link("2")),
     )
-    result = call_result(rendered)
+    result = call_result("image", rendered)
     assert [type(c).__name__ for c in result.content] == [
-        "TextContent", "TextContent", "TextContent", "ImageContent", "ResourceLink", "ResourceLink",
+        "TextContent", "TextContent", "TextContent", "TextContent", "ImageContent",
     ]  # fmt: skip
-    assert [c.text for c in result.content if isinstance(c, TextContent)] == ["main", "first note", "second note"]
-    image = result.content[3]
+    assert [c.text for c in result.content if isinstance(c, TextContent)] == [
+        "main", "first note", "second note", "Resources: mj://tasks/1, mj://tasks/2",
+    ]  # fmt: skip
+    image = result.content[4]
     assert isinstance(image, ImageContent) and base64.b64decode(image.data) == b"img"
-    links = [c for c in result.content if isinstance(c, ResourceLink)]
-    assert [(str(c.uri), c.name, c.description) for c in links] == [
-        ("mj://tasks/1", "task-1", "IMAGINE SUCCESS"),
-        ("mj://tasks/2", "task-2", "task"),
-    ]
     assert (result.structured_content, result.is_error) == ({"id": "1"}, False)
-    error = call_result(error_result("bad"))
+    text_only = call_result("none", rendered)  # MJ_PREVIEW=none
+    assert [type(c).__name__ for c in text_only.content] == ["TextContent"] * 4
+    error = call_result("image", error_result("bad"))
     assert (error.structured_content, error.is_error) == (None, True)
 
 
@@ -909,7 +908,8 @@ async def test_imagine_all_from_a_describe_names_every_task_it_started(client: C
     result = await press(client, described.structured_content["id"], "Imagine all")
     assert not result.is_error, text(result)
     assert result.structured_content is not None
-    links = [c.uri for c in result.content if isinstance(c, ResourceLink)]
+    (resources,) = [line for line in text(result).splitlines() if line.startswith("Resources: ")]
+    links = resources.removeprefix("Resources: ").split(", ")
     assert len(set(links)) == 4
     assert f"mj://tasks/{result.structured_content['id']}" in links
     assert "3 more task(s)" in text(result)
@@ -949,3 +949,14 @@ async def test_a_cancelled_task_says_it_was_cancelled_not_to_retry(client: Clien
     result = await call(client, "get_task", {"taskId": task_id})
     assert result.is_error
     assert "cancelled" in text(result)
+
+
+async def test_with_preview_none_a_finished_task_comes_back_as_text_and_structured_content_only(
+    make_server: ServerFactory,
+) -> None:
+    async with Client(make_server(preview="none")) as client:  # type: ignore[arg-type]
+        result = await call(client, "imagine", {"prompt": "a lighthouse"})
+        assert not result.is_error, text(result)
+        assert not [c for c in result.content if isinstance(c, ImageContent | ResourceLink)]
+        assert result.structured_content is not None and result.structured_content["status"] == "SUCCESS"
+        assert "Saved: " in text(result)

@@ -91,7 +91,7 @@ def create_server(
     profile = settings.profile
     # Only what this upstream offers (directly or done another way), and with MJ_READ_ONLY only reads.
     tools = [
-        build_tool(spec, holder)
+        build_tool(spec, holder, preview=settings.preview)
         for spec in TOOLS
         if profile.offers(spec.endpoint) and not (settings.read_only and spec.kind != "read")
     ]

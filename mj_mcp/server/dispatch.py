@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
 
 from mj_mcp.errors import MjError, validation_problems
@@ -31,8 +31,11 @@ __all__ = ["build_tool", "call_result"]
 
 logger = logging.getLogger(__name__)
 
+PreviewSetting = Literal["image", "none"]
+"""MJ_PREVIEW: whether results carry the picture as an image item."""
 
-def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
+
+def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSetting = "image") -> Tool:
     """The MCP tool for `spec`: schema and validation from its models, errors as results."""
     request_fields = _wire_names(spec.request)
     control_fields = _wire_names(spec.controls)
@@ -47,25 +50,26 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
         try:
             parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(given)
         except PydanticValidationError as exc:
-            return call_result(error_result(_invalid_arguments(spec.name, exc)))
+            return call_result(preview, error_result(_invalid_arguments(spec.name, exc)))
         dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
         request = spec.request.model_validate({k: v for k, v in dumped.items() if k in request_fields})
         controls = spec.controls.model_validate({k: v for k, v in dumped.items() if k in control_fields})
         call = ToolCall(spec.endpoint, _progress(ctx))
         try:
-            return call_result(await spec.handler(runtime, call, request, controls))
+            return call_result(preview, await spec.handler(runtime, call, request, controls))
         except MjError as exc:
             logger.info("%s failed: %s", spec.name, exc.message)
-            return call_result(error_result(str(exc)))
+            return call_result(preview, error_result(str(exc)))
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
             logger.exception("Unexpected error in tool %s", spec.name)
             return call_result(
+                preview,
                 error_result(
                     f"{spec.name} failed with an internal error (logged on the server). Try again; if it "
                     "persists, check the server log."
-                )
+                ),
             )
 
     return make_tool(
@@ -78,19 +82,20 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder) -> Tool:
     )
 
 
-def call_result(rendered: Rendered) -> CallToolResult:
-    """The MCP form of a rendered result: text blocks, the preview, resource links."""
+def call_result(preview: PreviewSetting, rendered: Rendered) -> CallToolResult:
+    """The MCP form of a rendered result: text blocks (the last names the tasks' resources), the preview.
+
+    No `resource_link` items: several frameworks turn them into file URLs that model APIs refuse,
+    so the `mj://tasks/{id}` URIs are named in text instead. With MJ_PREVIEW=none there is no image
+    item either, for frameworks that would turn it into text.
+    """
     content: list[ContentBlock] = [TextContent(text=rendered.text)]
     content.extend(TextContent(text=note) for note in rendered.notes)
-    if rendered.preview is not None:
+    if rendered.links:
+        content.append(TextContent(text="Resources: " + ", ".join(link.uri for link in rendered.links)))
+    if rendered.preview is not None and preview == "image":
         data = base64.b64encode(rendered.preview.data).decode("ascii")
         content.append(ImageContent(data=data, mime_type=rendered.preview.mime))
-    content.extend(
-        ResourceLink(
-            name=f"task-{link.task_id}", uri=link.uri, mime_type="application/json", description=link.description
-        )
-        for link in rendered.links
-    )
     if rendered.is_error:
         return CallToolResult(content=content, structured_content=rendered.structured, is_error=True)
     return CallToolResult(content=content, structured_content=rendered.structured)

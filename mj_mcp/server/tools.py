@@ -221,6 +221,16 @@ def _job_tool(name: str, request: type[Req], title: str, description: str) -> To
     )
 
 
+def _read_tool(
+    name: str,
+    request: type[Req],
+    title: str,
+    description: str,
+    handler: Callable[[Runtime, ToolCall, Req, NoControls], Awaitable[Rendered]],
+) -> ToolSpec[Req, NoControls]:
+    return _reading(name, request, NoControls, title, description, handler)
+
+
 def _list_tool(
     name: str,
     controls: type[Ctl],
@@ -229,28 +239,21 @@ def _list_tool(
     handler: Callable[[Runtime, ToolCall, EmptyRequest, Ctl], Awaitable[Rendered]],
 ) -> ToolSpec[EmptyRequest, Ctl]:
     """A read of a whole list (no request body); its arguments say how much of it to show."""
-    return ToolSpec(
-        endpoint=ENDPOINTS[name],
-        request=EmptyRequest,
-        controls=controls,
-        title=title,
-        description=description,
-        kind="read",
-        handler=handler,
-    )
+    return _reading(name, EmptyRequest, controls, title, description, handler)
 
 
-def _read_tool(
+def _reading(
     name: str,
     request: type[Req],
+    controls: type[Ctl],
     title: str,
     description: str,
-    handler: Callable[[Runtime, ToolCall, Req, NoControls], Awaitable[Rendered]],
-) -> ToolSpec[Req, NoControls]:
+    handler: Callable[[Runtime, ToolCall, Req, Ctl], Awaitable[Rendered]],
+) -> ToolSpec[Req, Ctl]:
     return ToolSpec(
         endpoint=ENDPOINTS[name],
         request=request,
-        controls=NoControls,
+        controls=controls,
         title=title,
         description=description,
         kind="read",

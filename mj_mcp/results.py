@@ -2,9 +2,9 @@
 
 Every task result has: the upstream Task as received (structured); a short text with status,
 action, prompt, progress, the buttons by label and the next useful call; the preview image and
-full-size locations when there is an image; and a link to the task's resource. A `Rendered` is
+full-size locations when there is an image; and the task's resource URI. A `Rendered` is
 that result before any protocol sees it: the MCP adapter turns it into a `CallToolResult`
-(text blocks, image block, resource links) without adding or changing a word.
+(text blocks, the resource URIs as one line of text, the image block).
 Nothing here talks to the network or the disk: the job service hands in what it fetched and saved.
 """
 

@@ -153,3 +153,25 @@ async def test_buttons_new_api_cannot_relay_are_neither_offered_nor_sent(tmp_pat
             assert pressed.is_error
             assert "cannot relay" in text(pressed)
         assert not [path for _, path in sim.request_log if path.endswith("/submit/action")]
+
+
+@pytest.mark.parametrize(
+    ("configured", "actual", "tool", "args"),
+    [
+        ("plus", "new-api", "recent_tasks", {}),  # new-api's dashboard page where JSON belongs
+        ("plus", "novicezk", "shorten", {"prompt": "a long winding prompt about a lighthouse"}),  # Spring's 404
+    ],
+)
+async def test_a_wrong_profile_is_named_with_the_mj_upstream_that_fits(
+    configured: str, actual: str, tool: str, args: dict[str, Any]
+) -> None:
+    clock = FakeClock()
+    sim = Simulator(upstream=actual, api_key=KEY, clock=clock, seed=7)  # type: ignore[arg-type]
+    settings = load_settings(
+        base_url="http://upstream.test", api_key=KEY, upstream=configured, auth_header="mj-api-secret", output_dir="off"
+    )
+    mj = client_from_settings(settings, transport=sim.transport())
+    async with mj, Client(create_server(settings, mj, clock=clock)) as client:  # type: ignore[arg-type]
+        result = await client.call_tool(tool, args)
+    assert result.is_error
+    assert f"MJ_UPSTREAM={actual}" in text(result)

@@ -239,4 +239,6 @@ async def test_other_calls_keep_answering_while_a_wait_hangs_on_a_dripping_poll(
     assert took < TIMEOUT + SLACK
     assert TASK_ID in text_of(result)
     assert len(latencies) == 3
-    assert max(latencies) < HTTP_TIMEOUT
+    # Queued behind the hung poll, a call would wait out its three attempts (over 3 s); answered on
+    # its own it takes a fraction of that, even on a loaded machine.
+    assert max(latencies) < 2 * HTTP_TIMEOUT

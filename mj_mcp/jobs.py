@@ -42,6 +42,7 @@ from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ActionRequest,
     ChangeRequest,
+    DescribeRequest,
     ImagineRequest,
     Mode,
     SimpleChangeRequest,
@@ -406,6 +407,13 @@ class Jobs:
             updates["notify_hook"] = await self._images.check_url(hook, what="notifyHook URL")
         if isinstance(request, ImagineRequest) and request.base64_array:
             updates.update(await self._image_prompts(request))
+        elif (
+            isinstance(request, DescribeRequest)
+            and self._client.profile.describe_link
+            and classify(request.base64) == "url"
+        ):
+            # trueai can refuse uploads (EnableUserCustomUploadBase64) but reads a URL in `link`.
+            updates.update(link=await self._images.check_url(request.base64), base64=None)
         elif isinstance(request, ActionRequest):
             updates["custom_id"] = await self._resolve_button(request.task_id, request.custom_id)
         else:

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from mj_mcp.glossary import english_or_none
 
@@ -176,6 +177,7 @@ class DescribeRequest(_AccountSelection):
     """describeDTO: `POST /mj/submit/describe`."""
 
     base64: ImageInput = Field(description="The image to describe: data URI, base64, URL or file path.")
+    link: SkipJsonSchema[str | None] = None  # trueai: an image URL sent as is (the server fills it in)
 
 
 class ShortenRequest(_AccountSelection):
@@ -588,9 +590,8 @@ STATUS_ORDER: Final[dict[str, int]] = {
 }
 """Each status's rank in a task's lifecycle. Rank 2 is left free on purpose: see `task_order`."""
 _UNKNOWN_STATUS_RANK: Final = 2
-"""A status not listed above (some upstream's own word) ranks between SUBMITTED and IN_PROGRESS:
-most likely the job is running, so it may follow a submit, but it never undoes reported
-progress or an end."""
+"""A status not listed above (some upstream's own word) ranks between SUBMITTED and IN_PROGRESS: most
+likely the job is running, so it may follow a submit, but it never undoes reported progress or an end."""
 
 
 def task_order(task: Task) -> float:

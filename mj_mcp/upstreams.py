@@ -94,6 +94,8 @@ class Profile:
     """`change` REROLL must carry an index (new-api refuses index 0 for every change)."""
     max_body_bytes: int | None = None
     """The largest request body it accepts (None: no known limit); a bigger job is refused before sending."""
+    describe_link: bool = False
+    """Describe takes an image URL in `link`: sent there, it needs no upload (which may be switched off)."""
     fingerprint: str
     """How to tell that a reply comes from this program."""
 
@@ -184,6 +186,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 done_as=_done_as(change="action", simple_change="action"),
                 code_21="modal",
                 max_body_bytes=30 * MB,  # Kestrel's default body limit (Program.cs)
+                describe_link=True,
                 fingerprint='{"success":false,"code":-1,"message":…} at HTTP 200 for refusals and bad requests',
             ),
             Profile(

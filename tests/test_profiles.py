@@ -20,7 +20,8 @@ from mcp.types import CallToolResult
 from mj_mcp.config import Settings, load_settings
 from mj_mcp.server import TOOLS, create_server
 from mj_mcp.server.runtime import client_from_settings
-from mj_mcp.simulator import Simulator
+from mj_mcp.simulator import Quirks, Simulator
+from mj_mcp.simulator.profiles import PROFILE_BY_NAME
 from mj_mcp.upstreams import PROFILES, UPSTREAM_NAMES
 from tests.helpers import FakeClock, data_uri, text
 
@@ -175,3 +176,19 @@ async def test_a_wrong_profile_is_named_with_the_mj_upstream_that_fits(
         result = await client.call_tool(tool, args)
     assert result.is_error
     assert f"MJ_UPSTREAM={actual}" in text(result)
+
+
+async def test_trueai_that_refuses_uploads_describes_a_url_given_as_its_link() -> None:
+    clock = FakeClock()
+    preset = PROFILE_BY_NAME["trueai"].preset
+    sim = Simulator(
+        upstream="trueai", api_key=KEY, clock=clock, seed=7, quirks=Quirks(**preset, uploads_forbidden=True)
+    )
+    settings = load_settings(base_url="http://upstream.test", api_key=KEY, upstream="trueai", output_dir="off")
+    mj = client_from_settings(settings, transport=sim.transport())
+    async with mj, Client(create_server(settings, mj, clock=clock)) as client:  # type: ignore[arg-type]
+        by_url = await client.call_tool("describe", {"base64": "https://cdn.example.com/a-lighthouse.png"})
+        assert not by_url.is_error, text(by_url)
+        assert (by_url.structured_content or {}).get("status") == "SUCCESS"
+        uploaded = await client.call_tool("describe", {"base64": data_uri()})
+        assert uploaded.is_error  # an upload is what this trueai refuses

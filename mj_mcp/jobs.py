@@ -13,7 +13,6 @@ only hands the rendering on.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from mj_mcp.errors import (
     UpstreamUnavailableError,
 )
 from mj_mcp.images import classify
+from mj_mcp.jsonbody import JsonBody
 from mj_mcp.loading import ImageLoader
 from mj_mcp.media import Media, MediaFetcher
 from mj_mcp.models import (
@@ -166,7 +166,8 @@ class _Repeats:
         self._started: OrderedDict[str, _Started] = OrderedDict()
 
     def key(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> str:
-        return json.dumps([endpoint.name, request.to_wire(), mode], sort_keys=True, default=str)
+        # A digest, not the arguments: a blend's images are tens of MB of text, kept for 256 jobs.
+        return JsonBody([endpoint.name, request.to_wire(), mode]).sha256()
 
     def unanswered(self, key: str) -> _Started | None:
         started = self._started.get(key)

@@ -6,6 +6,7 @@ blend fell from ~330 to ~170 MB).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from itertools import groupby
@@ -62,6 +63,17 @@ class JsonBody:
         self.length = sum(len(piece) for piece in self._pieces)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self._parts():
+            yield part
+
+    def sha256(self) -> str:
+        """The SHA-256 of the JSON text, taken piece by piece (the whole text is never made)."""
+        digest = hashlib.sha256()
+        for part in self._parts():
+            digest.update(part)
+        return digest.hexdigest()
+
+    def _parts(self) -> Iterator[bytes]:
         for piece in self._pieces:
             for start in range(0, len(piece), BODY_PIECE_BYTES):
                 part = piece[start : start + BODY_PIECE_BYTES]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -73,6 +74,7 @@ async def test_a_json_body_sends_the_bytes_of_json_equals_in_pieces_of_at_most_a
     assert body.length == len(expected)
     assert all(len(piece) <= BODY_PIECE_BYTES for piece in first)
     assert await pieces_of(body) == first  # every attempt of a submit sends it again, whole
+    assert body.sha256() == hashlib.sha256(expected).hexdigest()  # the job service's repeat key
 
 
 json_values = st.recursive(

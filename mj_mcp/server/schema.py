@@ -133,9 +133,10 @@ def portable(node: Any) -> Any:
     for key, value in cast(dict[str, Any], node).items():
         if key == "additionalProperties":
             continue
-        out[_INCLUSIVE.get(key, key)] = value if key in ("properties", "default", "enum") else portable(value)
-    if "properties" in out:
-        out["properties"] = {name: portable(prop) for name, prop in cast(dict[str, Any], out["properties"]).items()}
+        if key == "properties":  # names, not keywords: each value is a schema
+            out[key] = {name: portable(prop) for name, prop in cast(dict[str, Any], value).items()}
+        else:  # values, not schemas, under default and enum
+            out[_INCLUSIVE.get(key, key)] = value if key in ("default", "enum") else portable(value)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from starlette.responses import Response
 
@@ -21,7 +21,7 @@ from mj_mcp.models import (
     VideoRequest,
 )
 from mj_mcp.simulator.buttons import BLEND_RATIOS
-from mj_mcp.simulator.core import TaskSpec
+from mj_mcp.simulator.core import SimTask, TaskSpec
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.media import Blob
 from mj_mcp.simulator.prompts import LONG_SIDE, describe_text, normalize_prompt, shorten_text
@@ -195,19 +195,7 @@ class Submits(Handlers):
         self.check_queue()
         first_frame = self.media.keep(call.base, image) if image is not None else None
         motion = req.motion or "low"
-        task = self.create(
-            call,
-            TaskSpec(
-                action="VIDEO",
-                kind="video",
-                prompt=req.prompt,
-                description=f"/video {req.prompt}",
-                art_text=req.prompt,
-                state=req.state,
-                notify_hook=req.notify_hook,
-                source_url=first_frame,
-            ),
-        )
+        task = self._from_picture(call, "video", req, first_frame)
         echoed = f"{first_frame or ''} {req.prompt} --video 1 --motion {motion}"
         task.final_prompt = normalize_prompt(echoed, task.mode)
         return self.accepted(task.id)
@@ -221,21 +209,27 @@ class Submits(Handlers):
         image = self.blob_or_url(req.image)
         self.check_queue()
         url = self.media.keep(call.base, image)
-        task = self.create(
+        task = self._from_picture(call, "edit", req, url)
+        task.final_prompt = f"{task.final_prompt} --dref {url}"
+        return self.accepted(task.id)
+
+    def _from_picture(
+        self, call: Call, kind: Literal["video", "edit"], req: VideoRequest | EditsRequest, source_url: str | None
+    ) -> SimTask:
+        """The task of a job that works on a given picture by a prompt (video, edits)."""
+        return self.create(
             call,
             TaskSpec(
-                action="EDIT",
-                kind="edit",
+                action=kind.upper(),
+                kind=kind,
                 prompt=req.prompt,
-                description=f"/edit {req.prompt}",
+                description=f"/{kind} {req.prompt}",
                 art_text=req.prompt,
                 state=req.state,
                 notify_hook=req.notify_hook,
-                source_url=url,
+                source_url=source_url,
             ),
         )
-        task.final_prompt = f"{task.final_prompt} --dref {url}"
-        return self.accepted(task.id)
 
     async def upload(self, call: Call) -> Response:
         raw = await read_body(call, UploadRequest)

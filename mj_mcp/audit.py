@@ -2,8 +2,9 @@
 
 Every job that may cost credits (the `_job` and `_upload` handlers of server.py, after the
 upstream accepted the submit) is recorded as
-`{"time": ISO-8601 UTC, "tool", "taskId", "prompt" (when the call has one), "mode"}`.
-Never image data, never the key: only the fields listed here are written.
+`{"time": ISO-8601 UTC, "tool", "taskId", "prompt" (when the call has one), "mode"}`, and with
+MJ_CLIENT_KEYS `"tenant"`: the tenant id (`tenancy.Tenant.id`, a keyed hash of the client's key)
+whose key paid for it. Never image data, never a key: only the fields listed here are written.
 
 Each line is one `os.write` on a descriptor opened with `O_APPEND`, so concurrent calls and
 processes do not interleave lines. The file is this user's alone whatever the folder's mode
@@ -50,8 +51,10 @@ _FLAGS: Final = (
 class AuditLog:
     """Appends one JSON line per started job to `<output_dir>/audit.jsonl`."""
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path, *, tenant: str | None = None) -> None:
         self.path = Path(os.path.expanduser(output_dir)).absolute() / AUDIT_FILE
+        self.tenant = tenant
+        """The tenant id every line of this log names (None: one key, no tenant field)."""
 
     async def record(self, tool: str, task_id: str | None, *, prompt: object = None, mode: str | None = None) -> None:
         """Write one entry in a worker thread; log a warning (and carry on) if it cannot be written."""
@@ -60,6 +63,8 @@ class AuditLog:
         if isinstance(prompt, str):
             entry["prompt"] = prompt
         entry["mode"] = mode or None
+        if self.tenant is not None:
+            entry["tenant"] = self.tenant
         try:
             await anyio.to_thread.run_sync(self.append, entry)
         except OSError as exc:

@@ -14,6 +14,12 @@ is the only credential, and the body is treated as hostile:
   already waiting for, never create one;
 - duplicates and reordering are settled by the watcher (status order, then progress).
 
+With MJ_CLIENT_KEYS each tenant has a receiver of its own (`lane`): its own path, derived from
+this receiver's secret and the tenant id (HMAC), so that it cannot be guessed or forged from
+another tenant's; its own submitted tasks; its own watcher. The route finds the lane by path, and
+a callback on one tenant's path names only that tenant's tasks: another tenant's task id there is
+ignored like any task the lane did not submit.
+
 The route is served inside the HTTP app on the HTTP transports, and by a small listener of its
 own (`serve`) on stdio, which runs under the same connection limits as the HTTP app
 (`httplimits`: read deadlines, a connection cap, requests in flight bounded per address).
@@ -21,7 +27,10 @@ own (`serve`) on stdio, which runs under the same connection limits as the HTTP 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import socket
@@ -70,8 +79,11 @@ class CallbackReceiver:
         """Spellings of the upstream key (`replies.secret_forms`): masked in every callback's strings,
         as in every reply, so that an upstream echoing the key cannot leak it through a callback."""
         self.path = CALLBACK_PREFIX + self.secret
-        self.hook_url = public_url.rstrip("/") + self.path
+        self._public_url = public_url.rstrip("/")
+        self.hook_url = self._public_url + self.path
         self._remember = remember
+        self._lanes: dict[str, CallbackReceiver] = {}
+        """The tenants' receivers, by path."""
         self._submitted: OrderedDict[str, None] = OrderedDict()
         self._watcher: TaskWatcher | None = None
         self.accepted = 0
@@ -95,6 +107,21 @@ class CallbackReceiver:
     def expects(self, task_id: str) -> bool:
         return task_id in self._submitted
 
+    def lane(self, name: str, *, redact: tuple[str, ...] = ()) -> CallbackReceiver:
+        """The receiver of one tenant (made on first use): its own path, tasks and watcher; this
+        receiver's route serves it. `redact` is that tenant's key, to mask in its callbacks."""
+        secret = base64.urlsafe_b64encode(hmac.digest(self.secret.encode(), name.encode(), hashlib.sha256))
+        child = CallbackReceiver(
+            self._public_url, secret=secret.decode().rstrip("="), remember=self._remember, redact=redact
+        )
+        return self._lanes.setdefault(child.path, child)
+
+    def drop_lane(self, child: CallbackReceiver) -> None:
+        """Stop serving a tenant's receiver (the tenant was let go)."""
+        if self._lanes.get(child.path) is child:
+            del self._lanes[child.path]
+        child.attach(None)
+
     def owns(self, path: str) -> bool:
         """True for paths this receiver answers (its own, and guesses at it, which get 404)."""
         return path.startswith(CALLBACK_PREFIX)
@@ -117,15 +144,20 @@ class CallbackReceiver:
 
     async def _respond(self, scope: Scope, receive: Receive) -> JSONResponse:
         path: str = scope.get("path", "")
-        if not secrets.compare_digest(path.encode(), self.path.encode()):
+        # A lane is found by hashing the whole path (a dict), which tells a guesser nothing about
+        # how much of a path was right; the receiver's own path is compared in constant time.
+        taker = self._lanes.get(path)
+        if taker is None and secrets.compare_digest(path.encode(), self.path.encode()):
+            taker = self
+        if taker is None:
             return _answer(404, {"error": "not found"})
         if scope.get("method") != "POST":
             return _answer(405, {"error": "method not allowed"}, allow="POST")
         body = await _read_capped(scope, receive)
         if body is None:
-            self.refused += 1
+            taker.refused += 1
             return _answer(413, {"error": "body too large"})
-        status, answer = self.take(body)
+        status, answer = taker.take(body)
         return _answer(status, answer)
 
     def take(self, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -143,6 +143,7 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         sleep: Sleep | None = None,
         jitter: Callable[[], float] = random.random,
         read_attempts: int = READ_ATTEMPTS,
+        connections: httpx2.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or None
@@ -160,7 +161,9 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
         self._timeout = timeout
         self._download_timeout = download_timeout
         self._transport = transport
-        self._client: httpx2.AsyncClient | None = None
+        self._client: httpx2.AsyncClient | None = connections
+        self._owns_connections = connections is None
+        """False when `connections` came from another client (a tenant's, sharing one pool)."""
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -178,11 +181,17 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
             )
         return self._client
 
+    @property
+    def connections(self) -> httpx2.AsyncClient:
+        """This client's connection pool, for clients of other keys to the same upstream to share
+        (`connections=`); it stays this client's to close."""
+        return self._http
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Close the connections (if any were opened); the client is not used afterwards."""
-        if self._client is not None:
+        if self._client is not None and self._owns_connections:
             await self._client.aclose()
 
     async def __aenter__(self) -> Self:

@@ -108,7 +108,12 @@ class Settings(BaseSettings):
         description="image: finished tasks carry a picture the model can see; none: text and structured "
         "content only (for frameworks that turn images into text)",
     )
-    max_jobs: int | None = Field(default=None, ge=0, description="most jobs this process may start")
+    max_jobs: int | None = Field(
+        default=None, ge=0, description="most jobs this process may start (per client with MJ_CLIENT_KEYS)"
+    )
+    client_keys: bool = Field(
+        default=False, description="HTTP only: each client sends its own upstream key (hosting for many users)"
+    )
     stateless: bool = Field(default=False, description="stateless Streamable HTTP")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Host names HTTP clients may use"
@@ -218,10 +223,27 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _client_keys_fit(self) -> Settings:
+        if not self.client_keys:
+            return self
+        if self.transport == "stdio":
+            raise ValueError(
+                "MJ_CLIENT_KEYS=1 needs an HTTP transport (each client sends its key in an HTTP header); "
+                "add --transport streamable-http (or sse), or unset MJ_CLIENT_KEYS"
+            )
+        if self.api_key is not None:
+            raise ValueError(
+                "MJ_CLIENT_KEYS=1 and MJ_API_KEY are both set: with client keys every client brings its own "
+                "upstream key, so the server must hold none; unset MJ_API_KEY (or MJ_CLIENT_KEYS)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _needs_upstream(self) -> Settings:
         if self.simulator:
             return self
-        missing = [name for name, v in (("MJ_BASE_URL", self.base_url), ("MJ_API_KEY", self.api_key)) if not v]
+        wanted = (("MJ_BASE_URL", self.base_url),) + (() if self.client_keys else (("MJ_API_KEY", self.api_key),))
+        missing = [name for name, v in wanted if not v]
         if missing:
             raise ValueError(
                 f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. Set "
@@ -237,7 +259,13 @@ class Settings(BaseSettings):
 
     @property
     def readable_dirs(self) -> list[Path]:
-        """Folders from which local image files may be read (resolved)."""
+        """Folders from which local image files may be read (resolved).
+
+        None with MJ_CLIENT_KEYS: the clients are remote users, and the server's folders (the saved
+        images of every tenant among them) are not theirs to read.
+        """
+        if self.client_keys:
+            return []
         if self.allowed_dirs is not None:
             dirs = list(self.allowed_dirs)
         else:

@@ -3,9 +3,11 @@
 Guards, outermost first: bounds on requests in flight, in all and per client address (503 and
 429; `httplimits.RequestLimits`); a request-body cap on every route (`max_request_bytes`: 413 for a
 declared or streamed body beyond it); a bearer-token check (when `MJ_MCP_TOKEN` is set) on every
-route but `/health`, compared in constant time; then the SDK's DNS-rebinding protection, which
-only lets through the Host/Origin values of loopback and `MJ_ALLOWED_HOSTS`. Binding a
-non-loopback address without a token is refused before anything listens. Under all of them,
+route but `/health`, compared in constant time; with MJ_CLIENT_KEYS, the client's upstream key
+(`tenancy.TenantMiddleware`: 401 without one; the request is then served as that tenant); then
+the SDK's DNS-rebinding protection, which only lets through the Host/Origin values of loopback
+and `MJ_ALLOWED_HOSTS`. Binding a non-loopback address without a token is refused before anything
+listens, unless MJ_CLIENT_KEYS makes every client spend its own key. Under all of them,
 uvicorn runs `httplimits`' protocol: request heads and bodies have read deadlines, and the open
 connections are capped below the file-descriptor limit.
 
@@ -37,6 +39,7 @@ from mj_mcp.config import Settings
 from mj_mcp.errors import SettingsError
 from mj_mcp.httplimits import RequestLimits, guarded_protocol
 from mj_mcp.server import MjServer
+from mj_mcp.tenancy import TenantHasher, TenantMiddleware
 
 __all__ = [
     "BodySizeLimitMiddleware",
@@ -73,8 +76,9 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse to listen on a non-loopback address without a token."""
-    if not is_loopback(settings.host) and settings.mcp_token is None:
+    """Refuse to listen on a non-loopback address without a token (or client keys: then each
+    client's own upstream key is what it spends, and the token is optional)."""
+    if not is_loopback(settings.host) and settings.mcp_token is None and not settings.client_keys:
         raise SettingsError(
             f"Refusing to listen on {settings.host} without a token: anyone who can reach it could spend your "
             "credits. Set MJ_MCP_TOKEN (clients then send 'Authorization: Bearer <token>'), or bind 127.0.0.1."
@@ -301,6 +305,9 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: Cal
     if isinstance(server, MjServer):  # another MCPServer (a test's) keeps its own lifespan
         app = SharedRuntime(app, server)
     app = LifespanWatch(app, liveness)
+    if settings.client_keys:
+        guarded = settings.mcp_token is not None
+        app = TenantMiddleware(app, TenantHasher(), guarded=guarded, open_paths=OPEN_PATHS)
     if settings.mcp_token is not None:
         app = BearerTokenMiddleware(app, settings.mcp_token.get_secret_value())
     if callbacks is not None:

@@ -33,8 +33,9 @@ from mj_mcp.server.dispatch import build_tool
 from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.prompts import register_prompts
 from mj_mcp.server.resources import register_resources
-from mj_mcp.server.runtime import CallbackWiring, Holder, Runtime
+from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime
 from mj_mcp.server.sdk_glue import serve_subscriptions
+from mj_mcp.server.tenants import Tenants
 from mj_mcp.server.tools import TOOLS, ToolSpec
 
 __all__ = ["INSTRUCTIONS", "TOOLS", "MjServer", "Runtime", "ToolSpec", "create_server"]
@@ -49,7 +50,7 @@ prompt, `blend` mixes 2-5 images. Images can be given as file paths, URLs or dat
 If a wait times out, `get_task` with wait=true continues it."""
 
 
-class MjServer(MCPServer[Runtime]):
+class MjServer(MCPServer[Opened]):
     """The MCP server, with one Runtime for the whole process, however many sessions it serves.
 
     Its lifespan, which the SDK runs per session (once per SSE connection), only attaches to the
@@ -61,7 +62,7 @@ class MjServer(MCPServer[Runtime]):
         super().__init__("mj-mcp", lifespan=lambda _server: holder.for_session(), **options)
         self._holder = holder
 
-    def shared_runtime(self) -> AbstractAsyncContextManager[Runtime]:
+    def shared_runtime(self) -> AbstractAsyncContextManager[Opened]:
         """Open the Runtime every session of this process shares, for as long as the context lasts."""
         return self._holder.for_process()
 
@@ -83,11 +84,18 @@ def create_server(
     wiring = CallbackWiring.choose(settings, callbacks)
     bus = InMemorySubscriptionBus()
     live = LiveTasks(bus)
-    holder = Holder(
-        lambda: Runtime.open(
+
+    def open_runtime() -> AbstractAsyncContextManager[Opened]:
+        if settings.client_keys:  # a Runtime per tenant (MJ_CLIENT_KEYS)
+            receiver = wiring.receiver if wiring is not None else None
+            return Tenants.open(
+                settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=receiver
+            )
+        return Runtime.open(
             settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=wiring
         )
-    )
+
+    holder = Holder(open_runtime)
     profile = settings.profile
     # Only what this upstream offers (directly or done another way), and with MJ_READ_ONLY only reads.
     tools = [

@@ -43,7 +43,6 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
     required = frozenset(cast(list[str], parameters.get("required", [])))
 
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
-        runtime = holder.get()
         # Some frameworks send every argument, filling the ones the model left out with null, ""
         # or []: for an optional argument each of those means "not given".
         given = {k: v for k, v in arguments.items() if k in required or not _blank(v)}
@@ -56,7 +55,8 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
         controls = spec.controls.model_validate({k: v for k, v in dumped.items() if k in control_fields})
         call = ToolCall(spec.endpoint, _progress(ctx))
         try:
-            return call_result(preview, await spec.handler(runtime, call, request, controls))
+            # The Runtime of this call: with MJ_CLIENT_KEYS the caller's tenant's (an MjError if none).
+            return call_result(preview, await spec.handler(holder.get(), call, request, controls))
         except MjError as exc:
             logger.info("%s failed: %s", spec.name, exc.message)
             return call_result(preview, error_result(str(exc)))

@@ -1,7 +1,9 @@
 """The resources: a task, its image, a page of the task query, the recent tasks, the queue.
 
 Each is a method of `TaskResources` (registered with `server.resource(...)(method)`), and every
-upstream error becomes a resource error in one place, `_as_resource_error`.
+upstream error becomes a resource error in one place, `_as_resource_error`. Every read goes
+through the calling tenant's client with MJ_CLIENT_KEYS (`Holder.get()`), so another tenant's
+task id reads as "no such task", as the upstream answers that key.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import ValidationError as PydanticValidationError
 
+from mj_mcp.client import MjClient
 from mj_mcp.errors import MjError, TaskNotFoundError, validation_problems
 from mj_mcp.images import png_for_resource
 from mj_mcp.models import QueryRequest, Task
@@ -49,15 +52,14 @@ class TaskResources:
         self._holder = holder
 
     async def task(self, taskId: str) -> str:
-        client = self._holder.get().client
         with _as_resource_error(task_uri(taskId)):
-            task = await client.fetch(taskId)
+            task = await self._client().fetch(taskId)
         return json.dumps(task.to_wire(), ensure_ascii=False)
 
     async def task_image(self, taskId: str) -> bytes:
-        client = self._holder.get().client
         uri = f"{task_uri(taskId)}/image"
         with _as_resource_error(uri):
+            client = self._client()
             task = await client.fetch(taskId)
             if not task.image_url:
                 raise ResourceNotFoundError(f"{uri}: task {taskId} has no image (status {task.status}).")
@@ -74,7 +76,6 @@ class TaskResources:
         prompt: str | None = None,
         state: str | None = None,
     ) -> str:
-        client = self._holder.get().client
         uri = f"mj://tasks/page/{pageNumber}"
         raw: dict[str, Any] = {
             "pageNumber": pageNumber,
@@ -96,18 +97,20 @@ class TaskResources:
                 {"uri": uri},
             ) from None
         with _as_resource_error(uri):
-            page = await client.query(query)
+            page = await self._client().query(query)
         return json.dumps(page.to_wire(), ensure_ascii=False)
 
     async def recent(self) -> str:
-        client = self._holder.get().client
         with _as_resource_error("mj://tasks/recent"):
-            return _tasks_json(await client.recent())
+            return _tasks_json(await self._client().recent())
 
     async def queue(self) -> str:
-        client = self._holder.get().client
         with _as_resource_error("mj://queue"):
-            return _tasks_json(await client.queue())
+            return _tasks_json(await self._client().queue())
+
+    def _client(self) -> MjClient:
+        """The upstream client of this read: with MJ_CLIENT_KEYS the calling tenant's, with its key."""
+        return self._holder.get().client
 
 
 def register_resources(server: MCPServer[Any], holder: Holder, *, offers: Callable[[str], bool]) -> None:

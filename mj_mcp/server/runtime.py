@@ -4,13 +4,18 @@
 the in-process simulator), the shared `TaskWatcher` and its poll loop, the image loader and saver,
 the audit log, the callback listener when one is wanted, and the job service on top of them; and
 it closes what it opened, in reverse. `Holder` opens one per process and lets every session reach it.
+
+With MJ_CLIENT_KEYS the process opens `RuntimeLanes` instead (mj_mcp.server.tenants.Tenants): one
+Runtime per tenant, made on first use, and `Holder.get()` answers with the calling tenant's.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import anyio
 import httpx2
@@ -30,7 +35,7 @@ from mj_mcp.server.live import LiveTasks
 from mj_mcp.upstreams import Upstream
 from mj_mcp.waiting import TaskWatcher
 
-__all__ = ["CallbackWiring", "Holder", "Runtime"]
+__all__ = ["CallbackWiring", "Holder", "Opened", "Runtime", "RuntimeLanes", "client_from_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,18 @@ class Runtime:
             yield cls(settings=settings, client=mj, watcher=watcher, jobs=jobs)
 
 
+class RuntimeLanes(ABC):
+    """Many Runtimes, one per tenant (MJ_CLIENT_KEYS); the caller's is found per request."""
+
+    @abstractmethod
+    def current_runtime(self) -> Runtime:
+        """The calling tenant's Runtime (opened on first use); `GuardrailError` when there is none."""
+
+
+Opened: TypeAlias = Runtime | RuntimeLanes
+"""What a server process opens: one Runtime, or the tenants' lanes."""
+
+
 async def _listen_for_callbacks(
     wiring: CallbackWiring | None, settings: Settings, watcher: TaskWatcher, tasks: TaskGroup
 ) -> CallbackReceiver | None:
@@ -123,33 +140,35 @@ class Holder:
     in-memory client) a session's lifespan opens one itself, for as long as the session lasts.
     """
 
-    def __init__(self, open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]]) -> None:
+    def __init__(self, open_runtime: Callable[[], AbstractAsyncContextManager[Opened]]) -> None:
         self._open = open_runtime
-        self.runtime: Runtime | None = None
+        self.runtime: Opened | None = None
         self._process_wide = False
 
     def get(self) -> Runtime:
-        if self.runtime is None:
+        """The Runtime of this call: the process's, or with MJ_CLIENT_KEYS the calling tenant's."""
+        opened = self.runtime
+        if opened is None:
             raise ResourceError("The server is not running yet.")
-        return self.runtime
+        return opened.current_runtime() if isinstance(opened, RuntimeLanes) else opened
 
-    def for_process(self) -> AbstractAsyncContextManager[Runtime]:
+    def for_process(self) -> AbstractAsyncContextManager[Opened]:
         """Open the one Runtime that every session of this process shares."""
         if self.runtime is not None:
             raise RuntimeError("A Runtime is already open for this server.")
         return self._holding(process_wide=True)
 
     @asynccontextmanager
-    async def for_session(self) -> AsyncGenerator[Runtime]:
+    async def for_session(self) -> AsyncGenerator[Opened]:
         """A session's lifespan: the process-wide Runtime when one is open, else one of its own."""
-        if self._process_wide:
-            yield self.get()  # not ours to close
+        if self._process_wide and self.runtime is not None:
+            yield self.runtime  # not ours to close
             return
         async with self._holding(process_wide=False) as runtime:
             yield runtime
 
     @asynccontextmanager
-    async def _holding(self, *, process_wide: bool) -> AsyncGenerator[Runtime]:
+    async def _holding(self, *, process_wide: bool) -> AsyncGenerator[Opened]:
         async with self._open() as runtime:
             self.runtime, self._process_wide = runtime, process_wide
             try:
@@ -161,34 +180,48 @@ class Holder:
 class _LazySimulator(httpx2.AsyncBaseTransport):
     """The in-process simulator, made at its first request: `tools/list` does not wait for it."""
 
-    def __init__(self, job_seconds: float, upstream: Upstream) -> None:
+    def __init__(self, job_seconds: float, upstream: Upstream, *, per_key: bool) -> None:
         self._job_seconds = job_seconds
         self._upstream: Upstream = upstream
+        self._per_key = per_key
         self._transport: httpx2.AsyncBaseTransport | None = None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if self._transport is None:
             from mj_mcp.simulator import Simulator
 
-            self._transport = Simulator(job_seconds=self._job_seconds, upstream=self._upstream).transport()
+            simulator = Simulator(job_seconds=self._job_seconds, upstream=self._upstream, per_key=self._per_key)
+            self._transport = simulator.transport()
         return await self._transport.handle_async_request(request)
 
 
-def client_from_settings(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> MjClient:
-    """The upstream client the settings describe (`transport` replaces the network, for tests)."""
+def client_from_settings(
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    api_key: str | None = None,
+    connections: httpx2.AsyncClient | None = None,
+) -> MjClient:
+    """The upstream client the settings describe (`transport` replaces the network, for tests).
+
+    `api_key` is a tenant's key (MJ_CLIENT_KEYS), sent instead of MJ_API_KEY, on the `connections`
+    of the process's client. The simulator then keeps each key's tasks apart, as upstreams do.
+    """
     if settings.simulator:
         return MjClient(
             "http://simulator.mj-mcp.invalid",
-            None,
+            api_key,
             profile=settings.profile,
-            transport=_LazySimulator(settings.sim_job_seconds, settings.upstream),
+            transport=_LazySimulator(settings.sim_job_seconds, settings.upstream, per_key=settings.client_keys),
             timeout=settings.http_timeout,
+            connections=connections,
         )
     assert settings.base_url is not None
     return MjClient(
         settings.base_url,
-        settings.api_key.get_secret_value() if settings.api_key else None,
+        api_key or (settings.api_key.get_secret_value() if settings.api_key else None),
         transport=transport,
+        connections=connections,
         profile=settings.profile,
         auth_header=settings.auth_header,
         mode=settings.mode,

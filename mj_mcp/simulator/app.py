@@ -54,6 +54,7 @@ class SimulatorOptions(TypedDict, total=False):
     quirks: Quirks | None
     seed: int | None
     upstream: ProfileName
+    per_key: bool
 
 
 class Simulator:
@@ -64,6 +65,9 @@ class Simulator:
     are used as they are (the profile's routes, prefixes, views and replies still apply).
     `clock` gives the tasks' times (Unix seconds) and holds delayed faults back; by default the
     wall clock. `job_seconds`, `api_key` and the fields of `quirks` may be changed between requests.
+    `per_key=True` keeps each key's tasks apart, as real upstreams do (see `auth`): every request
+    must present a key, and sees only the tasks its key submitted (`store.list_log` records the
+    key and ids of every list-by-condition request).
     Each task records the speed mode it was given (`SimTask.mode`) and the one it runs in
     (`SimTask.effective_mode`: that, else the account default `DEFAULT_MODE`).
     """
@@ -77,6 +81,7 @@ class Simulator:
         quirks: Quirks | None = None,
         seed: int | None = None,
         upstream: ProfileName = "plus",
+        per_key: bool = False,
     ) -> None:
         if upstream not in PROFILE_BY_NAME:
             raise ValueError(f"unknown upstream {upstream!r}; one of {', '.join(PROFILE_BY_NAME)}")
@@ -86,7 +91,7 @@ class Simulator:
         self.store = TaskStore(clock=clock, job_seconds=job_seconds, quirks=quirks, seed=seed, profile=self.profile)
         self.media = Media(self.store)
         self.faults = Faults()
-        self._auth = Auth(api_key=api_key, quirks=quirks, clock=clock)
+        self._auth = Auth(api_key=api_key, quirks=quirks, clock=clock, per_key=per_key)
         self.upstream = Upstream(self.store, self.media, self._auth)
         self.gateway = NewApiGateway(self.upstream, self.store, self.media)
         self.request_log: list[tuple[str, str]] = []
@@ -231,9 +236,11 @@ class Simulator:
                 return await self.gateway.serve_image(na_image.group(1), copied=self.quirks.new_api)
         if not path.startswith("/mj/"):
             return Response(status_code=404)
-        if self.quirks.new_api:
-            return await self.gateway.handle(request, path, prefix)
-        return await self.upstream.handle(request, path, prefix)
+        owner = self._auth.presented(request.headers) if self._auth.per_key else None
+        with self.store.serving(owner):
+            if self.quirks.new_api:
+                return await self.gateway.handle(request, path, prefix)
+            return await self.upstream.handle(request, path, prefix)
 
 
 def _prefix(dash: str | None, word: str, text: str) -> Prefix:

@@ -3,6 +3,11 @@
 NZ reads `mj-api-secret` only; TA the raw `Authorization` value (no "Bearer " stripping) when
 that header is sent, else `mj-api-secret`; new-api's TokenAuth `Authorization: Bearer sk-…`;
 "any" accepts every style. Each fails in its own form (docs/upstream-api.md §1.1).
+
+With per-key tenancy (`Simulator(per_key=True)`) every request must present a key, any key is
+accepted (unless `api_key` names the one), and the key presented (`presented`, as the dialect
+reads it) decides whose tasks the request sees: as on a real upstream, one key never reads,
+presses or cancels another key's task.
 """
 
 from __future__ import annotations
@@ -32,12 +37,28 @@ _TA_ACCOUNT: Final = {
 class Auth:
     """The key check of whichever server the client talks to; no key lets everybody in."""
 
-    def __init__(self, *, api_key: str | None, quirks: Quirks, clock: Clock) -> None:
+    def __init__(self, *, api_key: str | None, quirks: Quirks, clock: Clock, per_key: bool = False) -> None:
         self.api_key = api_key or None
         self._quirks = quirks
         self._clock = clock
+        self.per_key = per_key
+
+    def presented(self, headers: Headers) -> str | None:
+        """The key the request presents, as this dialect reads it (None: none)."""
+        dialect = self._quirks.auth
+        if dialect == "nz":
+            key = headers.get("mj-api-secret", "")
+        elif dialect == "ta":
+            key = headers["authorization"] if "authorization" in headers else headers.get("mj-api-secret", "")
+        elif dialect == "new-api":
+            key = _new_api_token(headers)
+        else:
+            key = _strip_bearer(headers.get("authorization", "").strip()) or headers.get("mj-api-secret", "")
+        return key.strip() or None
 
     def admits(self, headers: Headers) -> bool:
+        if self.per_key and self.presented(headers) is None:
+            return False
         if self.api_key is None:
             return True
         dialect = self._quirks.auth

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -52,6 +54,9 @@ _PHASES: Final[tuple[tuple[float, str, str], ...]] = (
 _STARTED_AT: Final = _PHASES[0][0]
 _FAIL_AT: Final = 0.5
 UNFINISHED: Final = frozenset({"NOT_START", "SUBMITTED", "IN_PROGRESS"})
+_OWNER: ContextVar[str | None] = ContextVar("mj_mcp_simulator_owner", default=None)
+"""With per-key tenancy, the key of the request being answered (None: no tenancy, or a keyless
+path such as the served pictures, which go by their unguessable URLs as on a CDN)."""
 
 Kind = Literal["grid", "upscale", "upscale_hd", "describe", "shorten", "video", "video_upscale", "edit", "swap"]
 ModalNeed = Literal["zoom", "mask", "prompt"]
@@ -101,6 +106,8 @@ class SimTask:
     modal_need: ModalNeed | None = None
     notified: str | None = None
     """The "STATUS:progress" of the last callback sent for this task."""
+    owner: str | None = None
+    """With per-key tenancy, the key that submitted it: only requests with that key see it."""
 
     @property
     def effective_mode(self) -> str:
@@ -164,13 +171,39 @@ class TaskStore:
         self.tasks: dict[str, SimTask] = {}
         self.rng = random.Random(seed)  # noqa: S311 - ids and hashes, not secrets
         self._seq = 0
+        self.list_log: list[tuple[str | None, list[str]]] = []
+        """(key, ids asked for) of every list-by-condition request, with per-key tenancy."""
+
+    @contextmanager
+    def serving(self, owner: str | None) -> Generator[None]:
+        """Answer as the upstream answers the key `owner` (per-key tenancy) while the block runs."""
+        token = _OWNER.set(owner)
+        try:
+            yield
+        finally:
+            _OWNER.reset(token)
+
+    @staticmethod
+    def owner() -> str | None:
+        """The key of the request being answered, with per-key tenancy."""
+        return _OWNER.get()
+
+    def sees(self, task: SimTask) -> bool:
+        owner = _OWNER.get()
+        return owner is None or task.owner == owner
 
     def get(self, task_id: str) -> SimTask | None:
-        return self.tasks.get(task_id)
+        """The task, if the request's key may see it (another key's task is not found, as upstream)."""
+        task = self.tasks.get(task_id)
+        return task if task is not None and self.sees(task) else None
+
+    def visible(self) -> list[SimTask]:
+        """The tasks the request's key may see (all of them without per-key tenancy)."""
+        return [task for task in self.tasks.values() if self.sees(task)]
 
     def ordered(self) -> list[SimTask]:
-        """Oldest first."""
-        return sorted(self.tasks.values(), key=lambda t: (t.submit_ms, t.seq))
+        """Oldest first (those the request's key may see)."""
+        return sorted(self.visible(), key=lambda t: (t.submit_ms, t.seq))
 
     def create(self, spec: TaskSpec, *, base: str, url_mode: str | None) -> SimTask:
         """Register a task (queued now, unless it waits in MODAL) and return it.
@@ -213,6 +246,7 @@ class TaskStore:
             custom_id=spec.custom_id,
             extra=spec.extra,
             modal_need=spec.modal_need,
+            owner=_OWNER.get(),
         )
         self.judge(task, text)
         if spec.queued:

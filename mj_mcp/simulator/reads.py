@@ -44,7 +44,11 @@ class Reads(Handlers):
             return JSONResponse([])
         req = validate(call, ConditionRequest, raw, submit=False)
         wanted = dict.fromkeys(i.strip() for i in req.ids)
-        return JSONResponse([self.view(self.store.tasks[i]) for i in wanted if i in self.store.tasks])
+        owner = self.store.owner()
+        if owner is not None:
+            self.store.list_log.append((owner, list(wanted)))
+        found = [self.store.get(i) for i in wanted]
+        return JSONResponse([self.view(task) for task in found if task is not None])
 
     async def recent(self, _call: Call) -> Response:
         return JSONResponse([self.view(t) for t in reversed(self.store.ordered())][:MAX_TASKS_LISTED])
@@ -55,7 +59,7 @@ class Reads(Handlers):
     async def query(self, call: Call) -> Response:
         raw = await read_body(call, QueryRequest, required=False)
         req = validate(call, QueryRequest, raw, submit=False)
-        rows = [(t, full_view(t, self.store.snapshot(t))) for t in self.store.tasks.values()]
+        rows = [(t, full_view(t, self.store.snapshot(t))) for t in self.store.visible()]
         rows = [(t, v) for t, v in rows if _query_matches(req, v)]
         sorted_by = req.sort is not None
         if req.sort is not None:

@@ -252,7 +252,7 @@ class Submits(Handlers):
         if found is None or not (exact or re.match(r"^https?://", req.job_id, re.IGNORECASE)):
             reject("job id 格式错误")
         job_hash = found.group(0).lower()
-        for task in self.store.tasks.values():
+        for task in self.store.visible():
             if task.job_hash == job_hash and self.store.snapshot(task).status != "FAILURE":
                 return self.accepted(task.id)
         self.check_queue()

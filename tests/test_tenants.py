@@ -74,9 +74,9 @@ def test_the_console_script_exits_2_with_client_keys_on_stdio(capsys: pytest.Cap
 
 
 def test_client_keys_may_listen_beyond_loopback_without_a_token() -> None:
-    check_bind(load_settings(client_keys=True, transport="sse", simulator=True, host="0.0.0.0"))  # noqa: S104
+    check_bind(load_settings(client_keys=True, transport="sse", simulator=True, host="0.0.0.0"))
     with pytest.raises(SettingsError):
-        check_bind(load_settings(transport="sse", simulator=True, host="0.0.0.0"))  # noqa: S104
+        check_bind(load_settings(transport="sse", simulator=True, host="0.0.0.0"))
 
 
 # -- identity --------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ async def serving(app: Any, sock: socket.socket) -> AsyncIterator[str]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
         with anyio.fail_after(20):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn has a flag for it, no event
                 await anyio.sleep(0.01)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         server.should_exit = True
@@ -281,11 +281,14 @@ async def test_max_jobs_counts_per_tenant(hosted: Hosted) -> None:
 @pytest.mark.filterwarnings("ignore:resources/subscribe is removed")
 async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Hosted) -> None:
     heard: dict[str, list[str]] = {"a": [], "b": []}
+    a_heard = anyio.Event()
 
     def recorder(name: str) -> Any:
         async def handle(message: Any) -> None:
             if isinstance(message, ResourceUpdatedNotification):
                 heard[name].append(message.params.uri)
+                if name == "a":
+                    a_heard.set()
 
         return handle
 
@@ -299,9 +302,8 @@ async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Host
         await a.subscribe_resource(uri)  # pyright: ignore[reportDeprecated]
         structured(await a.call_tool("get_task", {"taskId": task_id, "wait": True, "timeout": 20}))
         with anyio.fail_after(10):
-            while uri not in heard["a"]:
-                await anyio.sleep(0.05)
-    assert heard["b"] == []
+            await a_heard.wait()
+    assert uri in heard["a"] and heard["b"] == []
 
 
 async def test_a_listen_stream_hears_only_the_callers_own_tasks(hosted: Hosted) -> None:

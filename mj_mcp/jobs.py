@@ -34,7 +34,7 @@ from mj_mcp.errors import (
     TaskNotFoundError,
     UpstreamUnavailableError,
 )
-from mj_mcp.images import classify
+from mj_mcp.inputs import Inputs
 from mj_mcp.jsonbody import JsonBody
 from mj_mcp.loading import ImageLoader
 from mj_mcp.media import Media, MediaFetcher
@@ -42,8 +42,6 @@ from mj_mcp.models import (
     CODE_EXISTED_MODAL,
     ActionRequest,
     ChangeRequest,
-    DescribeRequest,
-    ImagineRequest,
     Mode,
     SimpleChangeRequest,
     Status,
@@ -52,6 +50,7 @@ from mj_mcp.models import (
     UploadRequest,
     WireModel,
 )
+from mj_mcp.references import TaskImages
 from mj_mcp.saving import ImageSaver
 from mj_mcp.upstreams import as_change, change_button
 from mj_mcp.waiting import TaskWatcher, WaitOutcome
@@ -84,8 +83,6 @@ MODAL_GRACE: Final = 20.0
 only every ~15 s, so the first reads after the confirmation may still show the task waiting for it."""
 
 _Request = TypeVar("_Request", bound=WireModel)
-
-_IMAGE_FIELDS: Final = ("base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image")
 
 
 # -- what a job comes back with ------------------------------------------------------------------
@@ -232,6 +229,10 @@ class Jobs:
         self._client = client
         self._watcher = watcher
         self._images = images
+        if images.references is None:
+            images.references = TaskImages(client, saver.output_dir if saver is not None else None)
+        self.inputs = Inputs(client, images)
+        """Prepares and checks what the caller gave (prompt, images, modal rules)."""
         self._media = MediaFetcher(client, saver)
         self._audit = audit
         self._max_jobs = max_jobs
@@ -346,6 +347,7 @@ class Jobs:
         assert task_id is not None  # the client guarantees an id for accepted submits
         logger.info("Submitted %s as task %s (code %s)", endpoint.name, task_id, result.code)
         submitted = Submitted(endpoint, request, result, task_id)
+        self.inputs.started(request, task_id)
         if self._callbacks is not None:
             for started in (task_id, *submitted.siblings):
                 self._callbacks.expect(started)
@@ -400,59 +402,18 @@ class Jobs:
     # -- preparing -------------------------------------------------------------------------------
 
     async def prepare(self, request: _Request) -> _Request:
-        """Turn image arguments into what the endpoint takes, and button labels into customIds."""
+        """Turn image arguments into what the endpoint takes, and button labels into customIds;
+        refuse, before anything is sent, a prompt or modal call that would be refused (`Inputs`)."""
         updates: dict[str, Any] = {}
         hook = _attr(request, "notify_hook")
         if hook:
             # The upstream would POST the task to it: no way into this machine's network.
             updates["notify_hook"] = await self._images.check_url(hook, what="notifyHook URL")
-        if isinstance(request, ImagineRequest) and request.base64_array:
-            updates.update(await self._image_prompts(request))
-        elif (
-            isinstance(request, DescribeRequest)
-            and self._client.profile.describe_link
-            and classify(request.base64) == "url"
-        ):
-            # trueai can refuse uploads (EnableUserCustomUploadBase64) but reads a URL in `link`.
-            updates.update(link=await self._images.check_url(request.base64), base64=None)
-        elif isinstance(request, ActionRequest):
+        if isinstance(request, ActionRequest):
             updates["custom_id"] = await self._resolve_button(request.task_id, request.custom_id)
         else:
-            for attr in _IMAGE_FIELDS:
-                value: str | list[str] | None = getattr(request, attr, None)
-                if value is not None:
-                    updates[attr] = await self._image_field(attr, value)
+            updates.update(await self.inputs.prepare(request))
         return request.model_copy(update=updates) if updates else request
-
-    async def _image_prompts(self, request: ImagineRequest) -> dict[str, Any]:
-        urls: list[str] = []
-        datas: list[str] = []
-        for item in request.base64_array or ():
-            if classify(item) == "url":
-                urls.append(await self._images.check_url(item))
-            else:
-                datas.append(await self._images.to_data_uri(item))
-        updates: dict[str, Any] = {"base64_array": datas or None}
-        if urls:
-            # Midjourney reads image prompts as URLs at the very start of the prompt.
-            updates["prompt"] = " ".join([*urls, request.prompt])
-        return updates
-
-    async def _image_field(self, attr: str, value: str | list[str]) -> str | list[str] | None:
-        images = self._images
-        if not value:
-            # Callers copying the upstreams' documented examples send "" or [] for "no image";
-            # passed on, the upstream would try to decode it and fail the job, so it is dropped.
-            return None
-        if isinstance(value, list):
-            return [await images.to_data_uri(v) for v in value]
-        if attr == "image" and classify(value) == "url":
-            # video/edits take URLs as they are; they must still be public addresses.
-            return await images.check_url(value)
-        if attr == "mask_base64":
-            # Upstreams strip only "data:image/png;base64," from a Vary Region mask.
-            return await images.to_png_data_uri(value)
-        return await images.to_data_uri(value)
 
     async def _resolve_button(self, task_id: str, wanted: str) -> str:
         if wanted.startswith("MJ::") and self._client.profile.presses(wanted):

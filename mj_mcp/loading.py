@@ -22,6 +22,10 @@ Two guards stand between a tool argument and this machine's surroundings:
   each hop checked again. Requests carry no credentials, no cookies and ignore proxy
   environment variables.
 
+An argument may also name a task's image (`<taskId>`, `<taskId>#<n>`, `mj://tasks/{id}/image`,
+see `references`): the loader reads it through the `ReferenceResolver` it is given, and checks it
+like any other image.
+
 Every refusal is an `ImageInputError` (could not be used) or `ImageRejectedError` (refused on
 purpose) whose message says what was wrong and whose hint says what to do instead.
 """
@@ -32,7 +36,7 @@ import base64
 import binascii
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -47,9 +51,13 @@ from mj_mcp import __version__
 from mj_mcp.errors import ImageInputError, ImageRejectedError
 from mj_mcp.images import DEFAULT_MAX_IMAGE_BYTES, InputKind, classify, inspect_image, png_for_resource
 from mj_mcp.netguard import CheckedUrl, Resolver, UrlGuard, pinned_request, safe_url
+from mj_mcp.references import ImageRef, parse_reference
 from mj_mcp.streams import declared_too_large, read_capped
 
-__all__ = ["MAX_REDIRECTS", "ImageLoader", "LoadedImage"]
+__all__ = ["MAX_REDIRECTS", "ImageLoader", "LoadedImage", "ReferenceResolver"]
+
+ReferenceResolver = Callable[[ImageRef], Awaitable[tuple[bytes, str]]]
+"""Reads a referenced task image: its bytes, and where they came from (for messages)."""
 
 MAX_REDIRECTS: Final = 3
 _IMAGE_URL: Final = "image URL"
@@ -98,7 +106,8 @@ class ImageLoader:
     download (no auth, no cookies, proxies from the environment ignored) and closes it in
     `aclose`. Either way each request is built from scratch, so a shared client's default
     headers, auth and cookies are never sent. `resolver`: host name → IP addresses (tests
-    inject a fake).
+    inject a fake). `references`: reads task references; without one they are refused (the job
+    service gives the loader its `references.TaskImages` when it has none).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class ImageLoader:
         resolver: Resolver | None = None,
         *,
         timeout: float = 30.0,
+        references: ReferenceResolver | None = None,
     ) -> None:
         given = list(allowed_dirs)
         self.allowed_dirs = self._resolve_dirs(given)
@@ -120,6 +130,7 @@ class ImageLoader:
         self._own_http: httpx2.AsyncClient | None = None
         self._timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
         self._guard = UrlGuard(resolver)
+        self.references = references
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -163,8 +174,36 @@ class ImageLoader:
         (it may look at the disk), but only briefly."""
         return classify(value, self._names_allowed_file)
 
+    def reference_in(self, value: str) -> ImageRef | None:
+        """The task reference `value` is, if it is one. A text that could be either is a file
+        when it names one inside the allowed folders. Blocking, briefly (as `classify`)."""
+        ref = parse_reference(value)
+        if ref is None or ref.written.lower().startswith("mj://") or not self._names_allowed_file(ref.written):
+            return ref
+        return None
+
     async def load(self, value: str) -> LoadedImage:
         """Read, decode or download `value` and check it. Raises ImageInputError/ImageRejectedError."""
+        ref = self.reference_in(value)
+        if ref is not None:
+            data, source = await self._referenced(ref)
+        else:
+            data, source = await self._read(value)
+        what = f"The image from {source}"
+        if len(data) > self.max_bytes:
+            raise ImageRejectedError(f"{what} is larger than {self.max_bytes} bytes.", hint="Pass a smaller image.")
+        mime, width, height = await anyio.to_thread.run_sync(inspect_image, data, what)
+        return LoadedImage(data=data, mime=mime, width=width, height=height, source=source)
+
+    async def _referenced(self, ref: ImageRef) -> tuple[bytes, str]:
+        if self.references is None:
+            raise ImageInputError(
+                f"{ref.written!r} names a task, and task images cannot be read here.",
+                hint="Pass the image as a data URI, an http(s) URL or a file path.",
+            )
+        return await self.references(ref)
+
+    async def _read(self, value: str) -> tuple[bytes, str]:
         kind = self.classify(value)
         text = value.strip()
         if kind == "url":
@@ -175,9 +214,7 @@ class ImageLoader:
             data, source = self._decode_data_uri(text), "data URI"
         else:
             data, source = self._decode_base64(text, "The base64 image"), "base64 text"
-        what = f"The image from {source}"
-        mime, width, height = await anyio.to_thread.run_sync(inspect_image, data, what)
-        return LoadedImage(data=data, mime=mime, width=width, height=height, source=source)
+        return data, source
 
     async def to_data_uri(self, value: str) -> str:
         """`load`, then `data:<mime>;base64,...` as the upstream's base64 fields take it."""

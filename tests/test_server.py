@@ -95,6 +95,8 @@ async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_contr
         expected = set(fields)
         if tool.name in JOB_TOOLS and tool.name != "upload_images":
             expected |= {"wait", "timeout", "mode"}
+        if tool.name == "modal":
+            expected |= {"region"}  # the server draws the Vary (Region) mask from it
         if tool.name == "get_task":
             expected |= {"wait", "timeout"}
         if tool.name in ("recent_tasks", "task_queue"):
@@ -309,6 +311,8 @@ async def test_vary_region_asks_for_a_mask_and_takes_one_from_a_file(client: Cli
     assert task is not None
     assert task["status"] == "MODAL"
     assert "maskBase64" in text(modal)
+    # The mask is the size of the upscale (the simulator's pictures are 1024 px square).
+    image_file.write_bytes(png_bytes("white", (1024, 1024)))
     done = await call(client, "modal", {"taskId": task["id"], "prompt": "a blue hat", "maskBase64": str(image_file)})
     assert not done.is_error, text(done)
     assert done.structured_content is not None
@@ -801,7 +805,7 @@ def test_each_tool_spec_holds_its_endpoint_its_request_model_and_the_controls_th
         assert spec.endpoint is ENDPOINTS[spec.name]
         assert spec.request is spec.endpoint.request, spec.name
         # wait/timeout/mode belong to the calls that start a task to wait for.
-        assert (spec.controls is JobControls) == spec.endpoint.creates_task, spec.name
+        assert issubclass(spec.controls, JobControls) == spec.endpoint.creates_task, spec.name
 
 
 def test_a_rendered_result_becomes_mcp_content_in_its_order() -> None:
@@ -926,7 +930,7 @@ async def test_a_vary_region_mask_given_as_jpeg_is_sent_as_the_png_the_upstream_
 ) -> None:
     assert settings.allowed_dirs
     mask = settings.allowed_dirs[0] / "mask.jpg"
-    Image.new("L", (96, 64), 255).save(mask, "JPEG")
+    Image.new("L", (1024, 1024), 255).save(mask, "JPEG")
     grid = await imagine(client)
     upscale = (await press(client, grid["id"], "U1")).structured_content
     assert upscale is not None

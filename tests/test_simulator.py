@@ -34,6 +34,7 @@ from mj_mcp.simulator import (
     media,
     run_simulator,
 )
+from mj_mcp.simulator.actions import MSG_MASK_SIZE
 from mj_mcp.simulator.prompts import numbered_line
 from tests.conftest import FakeClock
 from tests.sim_http import (
@@ -787,7 +788,9 @@ async def test_vary_region_needs_a_valid_mask_before_it_runs(client: httpx2.Asyn
     assert_code(await post(client, "/mj/submit/modal", {"taskId": task_id}), 4, "maskBase64不能为空")
     bad = {"taskId": task_id, "maskBase64": "%%%"}
     assert_code(await post(client, "/mj/submit/modal", bad), 4, "base64格式错误")
-    good = {"taskId": task_id, "maskBase64": png_uri((255, 255, 255)), "prompt": "a hat"}
+    wrong_size = {"taskId": task_id, "maskBase64": png_uri((255, 255, 255)), "prompt": "a hat"}
+    assert_code(await post(client, "/mj/submit/modal", wrong_size), 4, MSG_MASK_SIZE)
+    good = {"taskId": task_id, "maskBase64": png_uri((255, 255, 255), (1024, 1024)), "prompt": "a hat"}
     assert (await post(client, "/mj/submit/modal", good))["code"] == 1
     done = await finished(client, clock, task_id)
     assert (done["action"], done["prompt"]) == ("VARIATION", "a hat")

@@ -15,7 +15,9 @@ from typing import Any, Final, Generic, Literal, TypeVar
 from pydantic import Field, field_validator
 
 from mj_mcp.endpoints import ENDPOINTS, Endpoint
+from mj_mcp.errors import InputError
 from mj_mcp.jobs import Progress
+from mj_mcp.masks import Region
 from mj_mcp.models import (
     ActionRequest,
     BlendRequest,
@@ -59,16 +61,22 @@ __all__ = ["TOOLS", "JobControls", "NoControls", "ToolCall", "ToolSpec", "WaitCo
 class JobControls(WireModel):
     """Control arguments of the job-starting tools."""
 
-    wait: bool = Field(
-        default=True,
-        description="false: return at once, without waiting.",
-    )
+    wait: bool = Field(default=True, description="Wait for it.")
     timeout: float | None = Field(
         default=None,
         gt=0,
         description="Max seconds to wait.",
     )
     mode: Mode | None = Field(default=None, description="Speed mode.")
+
+
+class ModalControls(JobControls):
+    """Control arguments of modal: a region, from which the server draws the Vary (Region) mask."""
+
+    region: Region | None = Field(
+        default=None,
+        description="Vary (Region) area instead of maskBase64: fractions 0-1 of the image, x,y = top left.",
+    )
 
 
 class WaitControls(WireModel):
@@ -164,6 +172,15 @@ async def _job(rt: Runtime, call: ToolCall, request: WireModel, controls: JobCon
         on_progress=call.progress,
     )
     return render_outcome(outcome)
+
+
+async def _modal(rt: Runtime, call: ToolCall, request: ModalRequest, controls: ModalControls) -> Rendered:
+    if controls.region is not None:
+        if request.mask_base64:
+            raise InputError("Pass region or maskBase64, not both; nothing was sent.", hint="Leave one out.")
+        mask = await rt.jobs.inputs.region_mask(request.task_id, controls.region)
+        request = request.model_copy(update={"mask_base64": mask})
+    return await _job(rt, call, request, controls)
 
 
 async def _upload(rt: Runtime, call: ToolCall, request: UploadRequest, controls: NoControls) -> Rendered:
@@ -292,12 +309,15 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         + _AFTER_JOB
         + " A MODAL result needs modal next.",
     ),
-    _job_tool(
-        "modal",
-        ModalRequest,
-        "Confirm a MODAL task",
-        "Finish a MODAL task (after Custom Zoom, Vary (Region), remix): prompt (Custom Zoom: add "
-        "--zoom 1..2); Vary (Region) also needs maskBase64." + _AFTER_JOB,
+    ToolSpec(
+        endpoint=ENDPOINTS["modal"],
+        request=ModalRequest,
+        controls=ModalControls,
+        title="Confirm a MODAL task",
+        description="Finish a MODAL task (after Custom Zoom, Vary (Region), remix): prompt (Custom Zoom: add "
+        "--zoom 1..2); Vary (Region): region or maskBase64." + _AFTER_JOB,
+        kind="job",
+        handler=_modal,
     ),
     _job_tool(
         "swap_face",

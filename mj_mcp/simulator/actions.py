@@ -14,6 +14,7 @@ from mj_mcp.simulator.buttons import CHANGEABLE, KINDS, NZ_ACTIONS, REROLL_AS, R
 from mj_mcp.simulator.core import Kind, ModalNeed, SimTask, TaskSpec
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import describe_text, model_family, normalize_prompt, numbered_line
+from mj_mcp.simulator.render import image_size
 from mj_mcp.simulator.wire import (
     MSG_BAD_STATUS,
     MSG_BASE64,
@@ -32,8 +33,11 @@ from mj_mcp.simulator.wire import (
     validate,
 )
 
-__all__ = ["Actions", "Press"]
+__all__ = ["MSG_MASK_SIZE", "Actions", "Press"]
 
+MSG_MASK_SIZE: Final = "maskBase64图片尺寸与原图不一致"
+"""Code 4 for a Vary (Region) mask whose size is not the picture's (the sources show no wording
+of their own for it: the editor refuses such a mask; this is the upstreams' style of message)."""
 _SIMPLE_CHANGE: Final = re.compile(r"^\s*(\S+)\s+(?:([UV])([1-4])|(R))\s*$", re.IGNORECASE)
 
 
@@ -200,7 +204,13 @@ class Actions(Handlers):
             if mask.startswith("data:") and not mask.startswith("data:image/png;base64,"):
                 # TA strips only "data:image/png;base64," before decoding the mask.
                 reject(MSG_BASE64)
-            self.blob(mask)
+            self._check_mask_size(task, self.blob(mask).data)
+
+    def _check_mask_size(self, task: SimTask, mask: bytes) -> None:
+        """Midjourney's inpaint editor takes only a mask the size of the picture it varies."""
+        parent = self.store.get(task.parent_id) if task.parent_id else None
+        if parent is not None and image_size(mask) != parent.size:
+            reject(MSG_MASK_SIZE)
 
     async def change(self, call: Call) -> Response:
         raw = await read_body(call, ChangeRequest)

@@ -97,10 +97,12 @@ ACCEPTED: dict[str, Any] = {
     # The providers' documented shapes: Chat Completions takes only text in a tool message
     # ("Image URLs are only allowed for messages with role 'user'"), hence MJ_PREVIEW=none there.
     "ChatOpenAI (chat completions)": lambda part: part["type"] == "text",
-    "ChatOpenAI (responses)": lambda part: part["type"] == "input_text"
-    or (part["type"] == "input_image" and part["image_url"].startswith("data:image/")),
-    "ChatAnthropic": lambda part: part["type"] == "text"
-    or (part["type"] == "image" and part["source"]["type"] == "base64"),
+    "ChatOpenAI (responses)": lambda part: (
+        part["type"] == "input_text" or (part["type"] == "input_image" and part["image_url"].startswith("data:image/"))
+    ),
+    "ChatAnthropic": lambda part: (
+        part["type"] == "text" or (part["type"] == "image" and part["source"]["type"] == "base64")
+    ),
 }
 
 
@@ -145,7 +147,9 @@ async def imagine_then_upscale(tools: dict[str, BaseTool], *, preview: bool = Tr
 async def over_stdio_a_process_per_call() -> None:
     with harness.simulator(float(harness.JOB_SECONDS)) as upstream:
         env = harness.server_env(upstream)
-        client = MultiServerMCPClient({"mj": {"transport": "stdio", "command": harness.command(), "args": [], "env": env}})
+        client = MultiServerMCPClient(
+            {"mj": {"transport": "stdio", "command": harness.command(), "args": [], "env": env}}
+        )
         await imagine_then_upscale(converts_every_tool(await client.get_tools()))
 
 

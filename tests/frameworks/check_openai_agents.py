@@ -54,8 +54,9 @@ def strict_arguments(tool: FunctionTool, given: dict[str, Any]) -> str:
 
 
 async def invoke(tool: FunctionTool, arguments: str) -> Any:
-    context = ToolContext(context=None, tool_name=tool.name, tool_call_id=f"call-{time.monotonic_ns()}",
-                          tool_arguments=arguments)
+    context = ToolContext(
+        context=None, tool_name=tool.name, tool_call_id=f"call-{time.monotonic_ns()}", tool_arguments=arguments
+    )
     return await tool.on_invoke_tool(context, arguments)
 
 
@@ -173,8 +174,11 @@ async def default_timeout_retry_pays_once() -> None:
                     await asyncio.sleep(model_turn)
                     outputs.append(text_of(await invoke(tools["imagine"], arguments)))
                 assert "SUCCESS" in outputs[-1], outputs
-                print(f"  model turn {model_turn:.0f} s: finished task on attempt {len(outputs)}, "
-                      f"after {time.monotonic() - started:.1f} s", flush=True)
+                print(
+                    f"  model turn {model_turn:.0f} s: finished task on attempt {len(outputs)}, "
+                    f"after {time.monotonic() - started:.1f} s",
+                    flush=True,
+                )
             assert harness.submits(upstream) == 1, f"the upstream saw {harness.submits(upstream)} imagine submits"
 
 
@@ -183,7 +187,9 @@ async def main() -> None:
     await checks.run("stdio: strict schemas, imagine -> U1", over_stdio)
     await checks.run("streamable-http: strict schemas, imagine -> U1", over_streamable_http)
     await checks.run("sse: imagine and U1 in two sessions", over_sse_a_session_per_call)
-    await checks.run("default 5 s timeout, 12 s job, retried: one submit, finished task", default_timeout_retry_pays_once)
+    await checks.run(
+        "default 5 s timeout, 12 s job, retried: one submit, finished task", default_timeout_retry_pays_once
+    )
     checks.finish()
 
 

@@ -59,7 +59,9 @@ def text_of(content: Any) -> str:
     if content is None:
         return ""
     items = content if isinstance(content, list) else [content]
-    return "\n".join(item if isinstance(item, str) else str(item) for item in items if not isinstance(item, BinaryContent))
+    return "\n".join(
+        item if isinstance(item, str) else str(item) for item in items if not isinstance(item, BinaryContent)
+    )
 
 
 IMAGINE = ("imagine", lambda _previous: {"prompt": harness.PROMPT})

@@ -76,10 +76,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: the process ended with {process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 500:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status < 500:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up within 30 s")
 
@@ -102,12 +101,14 @@ def _running(args: list[str], env: dict[str, str], probe: str, *, quiet: bool = 
 
 @contextlib.contextmanager
 def http_server(transport: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`mj-mcp` on `transport` (streamable-http or sse), guarded by `TOKEN`; yields its root URL."""
+    """`mj-mcp` on `transport` (streamable-http or sse), guarded by `TOKEN`; yields its root URL.
+
+    `env` defaults to `base_env()`; without an `MJ_BASE_URL` in it the server plays the simulator."""
+    env = base_env() if env is None else env
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["--transport", transport, "--port", str(port)]
-    if env is None:
-        env = base_env()
+    if "MJ_BASE_URL" not in env:
         args.insert(0, "--simulator")
     with _running(args, {**env, "MJ_MCP_TOKEN": TOKEN}, f"{url}/health"):
         yield url

@@ -121,7 +121,9 @@ async def exercise(toolset: McpToolset, second: McpToolset | None = None) -> Non
 async def over_stdio() -> None:
     command, args, env = harness.stdio_server(MJ_PREVIEW="none")
     # timeout: ADK's read timeout for each call (default 5 s); a job needs minutes.
-    params = StdioConnectionParams(server_params=StdioServerParameters(command=command, args=args, env=env), timeout=600)
+    params = StdioConnectionParams(
+        server_params=StdioServerParameters(command=command, args=args, env=env), timeout=600
+    )
     toolset = McpToolset(connection_params=params)
     try:
         await exercise(toolset)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -143,13 +144,12 @@ def submits(upstream_url: str, action: str = "IMAGINE") -> int:
 
 
 def task_id_in(text: str) -> str:
-    """The task id from a result's text or JSON (the text names `mj://tasks/{id}`)."""
-    marker = "mj://tasks/"
-    start = text.index(marker) + len(marker)
-    end = start
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    return text[start:end]
+    """The task id from a result's text: the `mj://tasks/{id}` it names, or its first line
+    (`IMAGINE task {id}: SUCCESS`), for frameworks that keep only the first content item."""
+    found = re.search(r"mj://tasks/(\w+)", text) or re.search(r"\btask (\w+):", text)
+    if found is None:
+        raise AssertionError(f"no task id in {text[:300]!r}")
+    return found.group(1)
 
 
 # -- running the checks -------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class MemoryTaskStore:
 
     clock: Clock
     cap: int = 1000
-    _records: dict[str, TaskRecord] = field(default_factory=dict)
+    _records: dict[str, TaskRecord] = field(default_factory=dict[str, TaskRecord])
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def create(self, record: TaskRecord) -> TaskRecord:

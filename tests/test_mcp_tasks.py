@@ -25,7 +25,7 @@ from mcp.types import (
 )
 
 from mj_mcp.server import MjServer
-from mj_mcp.server.tasks import CANCEL_NOTE, TASKS_EXTENSION, ModernTask
+from mj_mcp.server.tasks import CANCEL_NOTE, TASKS_EXTENSION, McpTasks, ModernTask
 from mj_mcp.server.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
 from tests.conftest import ServerFactory
 from tests.helpers import FakeClock, text
@@ -277,3 +277,50 @@ async def test_pages_follow_their_cursor_and_show_only_the_owners_records() -> N
     assert [r.task_id for r in second.records] == ["t3", "t4"] and second.next_cursor is None
     with pytest.raises(ValueError, match="cursor"):
         await store.page("a", "zz", 2)
+
+
+# -- the engine -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def nothing() -> AsyncIterator[None]:
+    yield None
+
+
+async def test_a_job_that_raises_fails_its_task_with_the_error_and_nothing_starts_before_the_runtime() -> None:
+    tasks = McpTasks(frozenset({"imagine"}), clock=FakeClock(start=0.0))
+    with pytest.raises(MCPError, match="not running"):
+        await tasks.start("a", "imagine", None, _boom)
+
+    async def refused() -> dict[str, Any]:
+        raise MCPError(code=INVALID_PARAMS, message="refused upstream")
+
+    async with tasks.running(nothing()):
+        crashed = await tasks.start("a", "imagine", 5, _boom)
+        rejected = await tasks.start("a", "imagine", 10**12, refused)
+        with anyio.fail_after(5):
+            crashed_done = await tasks.result("a", crashed.task_id)
+            rejected_done = await tasks.result("a", rejected.task_id)
+    assert crashed.ttl_ms == 5 and rejected.ttl_ms == 24 * 60 * 60 * 1000
+    assert crashed_done.status == "failed" and "internal error" in crashed_done.status_message
+    assert rejected_done.status == "failed" and rejected_done.error is not None
+    assert rejected_done.error["message"] == "refused upstream"
+
+
+async def test_a_full_store_refuses_a_new_task() -> None:
+    clock = FakeClock(start=0.0)
+    tasks = McpTasks(frozenset({"imagine"}), store=MemoryTaskStore(clock, cap=1), clock=clock)
+    never = anyio.Event()
+
+    async def waits() -> dict[str, Any]:
+        await never.wait()
+        return {}
+
+    async with tasks.running(nothing()):
+        await tasks.start("a", "imagine", None, waits)
+        with pytest.raises(MCPError, match="still working"):
+            await tasks.start("a", "imagine", None, waits)
+
+
+async def _boom() -> dict[str, Any]:
+    raise RuntimeError("boom")

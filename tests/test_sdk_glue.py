@@ -96,3 +96,55 @@ async def test_subscription_handlers_on_the_low_level_server_are_announced_and_a
         assert caps is not None and caps.subscribe
         await client.subscribe_resource("mj://tasks/1")  # pyright: ignore[reportDeprecated]
         await client.unsubscribe_resource("mj://tasks/1")  # pyright: ignore[reportDeprecated]
+
+
+# -- MCP Tasks (LegacyTasksWire) ---------------------------------------------------------------------
+
+
+def test_the_sdk_still_has_no_tasks_runtime_so_the_middleware_is_needed() -> None:
+    from mcp_types.methods import CLIENT_REQUESTS, SERVER_RESULTS
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    from mj_mcp.server.sdk_glue import TASKS_PROTOCOL_VERSION
+
+    # When the SDK serves tasks/* itself, or lets a tools/call answer be a CreateTaskResult, this
+    # middleware should give way to it.
+    assert ("tasks/get", TASKS_PROTOCOL_VERSION) not in CLIENT_REQUESTS
+    assert SERVER_RESULTS[("tools/call", TASKS_PROTOCOL_VERSION)].__name__ == "CallToolResult"
+    assert TASKS_PROTOCOL_VERSION not in MODERN_PROTOCOL_VERSIONS
+    assert "middleware" in inspect.signature(MCPServer.__init__).parameters
+
+
+async def test_middleware_sees_raw_params_and_wire_results_and_may_answer_itself() -> None:
+    seen: list[tuple[str, Any, Any]] = []
+
+    async def spy(ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/call" and "answer_myself" in (ctx.params or {}).get("arguments", {}):
+            return {"content": [{"type": "text", "text": "mine"}]}
+        result = await call_next(ctx)
+        seen.append((ctx.method, dict(ctx.params or {}), result))
+        return result
+
+    server = MCPServer("contract", middleware=[spy])
+
+    @server.tool(structured_output=False)
+    def echo(answer_myself: bool = False) -> str:  # pyright: ignore[reportUnusedFunction]
+        return "echo"
+
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("echo", {})
+        mine = await client.call_tool("echo", {"answer_myself": True})
+    assert isinstance(mine.content[0], TextContent) and mine.content[0].text == "mine"
+    methods = {method: (params, result) for method, params, result in seen}
+    assert isinstance(methods["initialize"][1], dict) and "protocolVersion" in methods["initialize"][1]
+    params, result = methods["tools/call"]
+    assert params["name"] == "echo"  # raw wire params, camelCase, before validation
+    assert isinstance(result, dict) and result["content"][0]["text"] == "echo"  # already serialized
+
+
+def test_the_tool_listing_drops_execution_so_the_middleware_adds_it() -> None:
+    # MCPServer.list_tools builds each Tool without `execution`; the wire type has the field.
+    from mcp.types import Tool as WireTool
+
+    assert "execution" in WireTool.model_fields
+    assert "execution" not in inspect.getsource(MCPServer.list_tools)

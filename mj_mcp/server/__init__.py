@@ -34,7 +34,8 @@ from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.prompts import register_prompts
 from mj_mcp.server.resources import register_resources
 from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime
-from mj_mcp.server.sdk_glue import serve_subscriptions
+from mj_mcp.server.sdk_glue import LegacyTasksWire, serve_subscriptions
+from mj_mcp.server.tasks import McpTasks, TasksExtension
 from mj_mcp.server.tenants import Tenants
 from mj_mcp.server.tools import TOOLS, ToolSpec
 
@@ -95,14 +96,14 @@ def create_server(
             settings, live=live, client=client, clock=clock, image_loader=image_loader, callbacks=wiring
         )
 
-    holder = Holder(open_runtime)
     profile = settings.profile
     # Only what this upstream offers (directly or done another way), and with MJ_READ_ONLY only reads.
-    tools = [
-        build_tool(spec, holder, preview=settings.preview)
-        for spec in TOOLS
-        if profile.offers(spec.endpoint) and not (settings.read_only and spec.kind != "read")
-    ]
+    specs = [s for s in TOOLS if profile.offers(s.endpoint) and not (settings.read_only and s.kind != "read")]
+    # MCP Tasks for the tools that start a job; their background calls live as long as the Runtime.
+    task_tools = frozenset(s.name for s in specs if s.endpoint.creates_task)
+    mcp_tasks = McpTasks(task_tools, clock=clock, poll_interval_ms=round(settings.poll_interval * 1000))
+    holder = Holder(lambda: mcp_tasks.running(open_runtime()))
+    tools = [build_tool(spec, holder, preview=settings.preview) for spec in specs]
     server = MjServer(
         holder,
         title="Midjourney (mj-mcp)",
@@ -113,6 +114,8 @@ def create_server(
         log_level=settings.log_level,
         warn_on_duplicate_resources=False,
         subscriptions=bus,
+        extensions=[TasksExtension(mcp_tasks)],
+        middleware=[LegacyTasksWire(mcp_tasks)],
     )
     serve_subscriptions(server, live)
     register_resources(server, holder, offers=profile.offers)

@@ -344,3 +344,21 @@ async def test_the_audit_log_names_the_tenant_and_nothing_shows_a_key(
     assert len(tenants) == 2 and all(len(t) == 32 for t in tenants)
     everything = audit + caplog.text + text(refused)
     assert KEY_A not in everything and KEY_B not in everything
+
+
+async def test_an_mcp_task_runs_with_its_tenants_key_and_is_hidden_from_another_tenant(hosted: Hosted) -> None:
+    # A task-augmented call runs in the background, outside the request that carried the key: it
+    # must still spend the caller's key, and its record must belong to the caller's tenant.
+    async with hosted.session(KEY_A) as a, hosted.session(KEY_B) as b:
+        send_a = a.session._dispatcher.send_raw_request  # pyright: ignore[reportPrivateUsage]
+        send_b = b.session._dispatcher.send_raw_request  # pyright: ignore[reportPrivateUsage]
+        with anyio.fail_after(30):
+            created = await send_a("tools/call", {"name": "imagine", "arguments": {"prompt": "x"}, "task": {}}, {})
+            task_id = created["task"]["taskId"]
+            for method in ("tasks/get", "tasks/result", "tasks/cancel"):
+                with pytest.raises(Exception, match="No task"):
+                    await send_b(method, {"taskId": task_id}, {})
+            assert (await send_b("tasks/list", {}, {}))["tasks"] == []
+            result = await send_a("tasks/result", {"taskId": task_id}, {})
+    assert result["structuredContent"]["status"] == "SUCCESS"
+    assert {t.owner for t in hosted.sim.tasks.values()} == {KEY_A}

@@ -4,7 +4,8 @@
 tools take their schema from the endpoint models instead (mj_mcp.server.schema) and validate
 with those same models, so the SDK must pass the raw arguments through untouched: a
 `FuncMetadata` over `_RawArguments`, in a `Tool` made directly. Resource subscriptions have no
-public hook either; their handlers go on the low-level server. tests/test_sdk_glue.py pins down
+public hook either; their handlers go on the low-level server. A call of a tool the server does
+not offer is answered by a server middleware. tests/test_sdk_glue.py pins down
 each of these, so that an SDK release that changes them fails loudly there.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
@@ -26,7 +28,7 @@ from pydantic import ConfigDict
 
 from mj_mcp.server.live import LiveTasks
 
-__all__ = ["CONTEXT_KWARG", "make_tool", "serve_subscriptions"]
+__all__ = ["CONTEXT_KWARG", "answer_unknown_tools", "make_tool", "serve_subscriptions"]
 
 CONTEXT_KWARG = "ctx"
 """The keyword under which a tool function receives the request's Context."""
@@ -73,3 +75,24 @@ def serve_subscriptions(server: MCPServer[Any], live: LiveTasks) -> None:
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, live.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe)
     lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, live.listen)
+
+
+def answer_unknown_tools(server: MCPServer[Any], answer: Callable[[str, frozenset[str]], str]) -> None:
+    """Answer a call of a tool this server does not offer with `answer(name, offered names)`.
+
+    The SDK answers such a call itself ("Unknown tool: upscale", isError). A server middleware
+    (public, if provisional, in mcp 2.3) lets that answer through and then replaces its text, for
+    names the server's own tool list lacks: the SDK's wording is never matched, only its result.
+    """
+
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+        if not isinstance(name, str) or not isinstance(result, dict) or not result.get("isError"):
+            return result
+        offered = frozenset(tool.name for tool in await server.list_tools())
+        if name in offered:
+            return result
+        return {**result, "content": [{"type": "text", "text": answer(name, offered)}]}
+
+    server.middleware.append(middleware)

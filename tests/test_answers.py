@@ -7,6 +7,8 @@ Each test runs the real server on the simulator, and each failed on the code bef
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,9 +16,13 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from mj_mcp.config import load_settings
+from mj_mcp.server import create_server
 from mj_mcp.server.aliases import refused_tool
+from mj_mcp.server.runtime import client_from_settings
 from mj_mcp.simulator import Fault, Simulator
-from tests.helpers import text
+from mj_mcp.upstreams import PROFILES, UPSTREAM_NAMES
+from tests.helpers import FakeClock, text
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +210,38 @@ def test_a_guessed_name_names_only_tools_the_server_offers() -> None:
     )
     assert refused_tool("upscaled_images", frozenset({"action"})).startswith("No tool `upscaled_images`; use `action`")
     assert refused_tool("Recent-Tasks", reads) == "No tool `Recent-Tasks`: the tool is called `recent_tasks`."
+
+
+# -- cancel on each upstream that has it -------------------------------------------------------------
+
+KEY = "sk-ProfileKey0123456789abcdef"
+
+
+@pytest.fixture(params=[name for name in UPSTREAM_NAMES if PROFILES[name].offers("cancel_task")])
+async def upstream(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Client, Simulator]]:
+    # plus answers a cancel with its {code, description} envelope, trueai with an empty 200 whatever the task.
+    name = str(request.param)
+    clock = FakeClock()
+    sim = Simulator(upstream=name, api_key=KEY, clock=clock, seed=7)  # type: ignore[arg-type]
+    settings = load_settings(
+        base_url="http://upstream.test", api_key=KEY, upstream=name, output_dir=str(tmp_path / "out"),
+        poll_interval=2.0, wait_timeout=600.0,
+    )  # fmt: skip
+    mj = client_from_settings(settings, transport=sim.transport())
+    async with mj, Client(create_server(settings, mj, clock=clock)) as client:  # type: ignore[arg-type]
+        yield client, sim
+
+
+async def test_cancel_answers_honestly_on_every_upstream_that_has_it(upstream: tuple[Client, Simulator]) -> None:
+    client, sim = upstream
+    before = len(sim.request_log)
+    unknown = await call(client, "cancel_task", {"taskId": "1750000000009999"})
+    assert unknown.is_error and "not found" in text(unknown)
+    grid = await grid_of(client)
+    ended = await call(client, "cancel_task", {"taskId": grid["id"]})
+    assert ended.is_error and "nothing to cancel" in text(ended) and "SUCCESS" in text(ended)
+    assert not [p for _, p in sim.request_log[before:] if p.endswith("/cancel")]
+    running = await finished(client, "imagine", {"prompt": "a fox", "wait": False})
+    cancelled = await call(client, "cancel_task", {"taskId": running["id"]})
+    assert not cancelled.is_error, text(cancelled)
+    assert "Cancelled task" in text(cancelled) and "FAILURE" in text(cancelled)

@@ -219,7 +219,8 @@ KEY = "sk-ProfileKey0123456789abcdef"
 
 @pytest.fixture(params=[name for name in UPSTREAM_NAMES if PROFILES[name].offers("cancel_task")])
 async def upstream(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Client, Simulator]]:
-    # plus answers a cancel with its {code, description} envelope, trueai with an empty 200 whatever the task.
+    # trueai answers a cancel with an empty 200 whatever the task (the simulator plays plus alike: its
+    # reply is not verified, audit G); only a read before the cancel tells what there is to cancel.
     name = str(request.param)
     clock = FakeClock()
     sim = Simulator(upstream=name, api_key=KEY, clock=clock, seed=7)  # type: ignore[arg-type]

@@ -81,10 +81,9 @@ class Profile:
     """The `Quirks` fields of this dialect, when the caller passes no `Quirks` of its own."""
 
 
-PLUS: Final = Profile(name="plus", preset={"cancel_empty_body": False})
+PLUS: Final = Profile(name="plus")
 """midjourney-proxy-plus (closed source): every route, both prefix styles, Bearer or
-mj-api-secret; a cancel answered with its documented `{code, description}` envelope (docs.modelless.co).
-Unverified points are played permissively, as the simulator always did."""
+mj-api-secret. Unverified points are played permissively, as the simulator always did."""
 
 TRUEAI: Final = Profile(
     name="trueai",

@@ -30,7 +30,7 @@ GUESSES: Final[dict[str, tuple[str, str]]] = {
     ),
     "outpaint": ("action", f"use `action` with customId `Zoom Out 2x` or `Custom Zoom` (then `modal`) {_ON_UPSCALE}"),
     "pan": ("action", f"use `action` with customId `pan left`, `pan right`, `pan up` or `pan down` {_ON_UPSCALE}"),
-    "reroll": ("action", f"use `action` with customId `🔄` (or `reroll`) {_ON_GRID}"),
+    "reroll": ("action", f"use `action` with customId `🔄` (or 'reroll') {_ON_GRID}"),
     "inpaint": ("action", f"use `action` with customId `Vary (Region)` {_ON_UPSCALE}, then `modal` with the mask"),
     "vary region": ("action", f"use `action` with customId `Vary (Region)` {_ON_UPSCALE}, then `modal` with the mask"),
     "edit": ("edit", "use `edit` with a prompt and the image"),

@@ -21,17 +21,18 @@ from typing import Any, Final, TypeVar, cast
 
 import anyio
 
+from mj_mcp import buttons
 from mj_mcp.audit import AuditLog
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.client import MjClient
 from mj_mcp.endpoints import Endpoint
 from mj_mcp.errors import (
-    ButtonNotFoundError,
     GuardrailError,
     InputError,
     MjError,
     RateLimitedError,
     TaskNotFoundError,
+    UpstreamRejectedError,
     UpstreamUnavailableError,
 )
 from mj_mcp.inputs import Inputs
@@ -201,11 +202,16 @@ class Submitted:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    """A sent cancel: the upstream's reply (if any) and the task as read afterwards (None: gone)."""
+    """A cancel: the upstream's reply (if any) and the task as read afterwards (None: not readable).
+
+    `sent` is False when the task had already ended, so that no cancel was sent: `task` is then
+    the ended task, which there was nothing to cancel in.
+    """
 
     task_id: str
     reply: SubmitResult | None
     task: Task | None
+    sent: bool = True
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -384,20 +390,37 @@ class Jobs:
         return dataclasses.replace(outcome, task=self._pressable(outcome.task))
 
     def _pressable(self, task: Task) -> Task:
-        """The task with only the buttons this upstream can press: what it offers next is what works
-        (new-api, for one, relays no Describe or Shorten number buttons)."""
-        profile = self._client.profile
-        kept = [b for b in task.buttons if profile.presses(b.custom_id)]
-        return task if len(kept) == len(task.buttons) else task.model_copy(update={"buttons": kept})
+        return buttons.pressable(task, self._client.profile)
 
     async def cancel(self, task_id: str) -> Cancelled:
-        """Ask the upstream to cancel, then read the task to say where it stands."""
-        reply = await self._client.cancel(task_id)
+        """Cancel a task that is still running, then read it to say where it stands.
+
+        The task is read first: trueai answers a cancel of an unknown or ended task with the same
+        empty 200 as a real one, so only the read can tell "not found" and "nothing to cancel".
+        """
         try:
             task = await self._client.fetch(task_id)
-        except TaskNotFoundError:
-            task = None
-        return Cancelled(task_id, reply, task)
+        except TaskNotFoundError as exc:
+            raise TaskNotFoundError(
+                f"Task {task_id} was not found, so nothing was cancelled.", http_status=exc.http_status
+            ) from None
+        if task.finished:
+            return Cancelled(task_id, None, task, sent=False)
+        try:
+            reply = await self._client.cancel(task_id)
+        except UpstreamRejectedError:
+            # PLUS refuses to cancel a task that ended in the meantime (关联任务状态错误).
+            now = await self._read_or_none(task_id)
+            if now is None or not now.finished:
+                raise
+            return Cancelled(task_id, None, now, sent=False)
+        return Cancelled(task_id, reply, await self._read_or_none(task_id))
+
+    async def _read_or_none(self, task_id: str) -> Task | None:
+        try:
+            return await self._client.fetch(task_id)
+        except MjError:
+            return None
 
     # -- preparing -------------------------------------------------------------------------------
 
@@ -416,38 +439,7 @@ class Jobs:
         return request.model_copy(update=updates) if updates else request
 
     async def _resolve_button(self, task_id: str, wanted: str) -> str:
-        if wanted.startswith("MJ::") and self._client.profile.presses(wanted):
-            return wanted
-        parent = await self._client.fetch(task_id)
-        button = parent.button(wanted)
-        if button is not None and not self._client.profile.presses(button.custom_id):
-            raise ButtonNotFoundError(
-                f"This upstream ({self._client.profile.title}) cannot relay the {button.display!r} button of "
-                f"task {task_id}; nothing was sent.",
-                available=[b.display for b in self._pressable(parent).buttons],
-                hint="Use the task's other buttons, or imagine with the prompt you wanted.",
-            )
-        if button is not None:
-            return button.custom_id
-        labels = [b.display for b in parent.buttons]
-        if labels:
-            raise ButtonNotFoundError(
-                f"Task {task_id} has no button {wanted!r}. Available: {', '.join(repr(label) for label in labels)}.",
-                available=labels,
-                hint="Call action again with one of these labels (or its customId).",
-            )
-        if not parent.finished:
-            raise ButtonNotFoundError(
-                f"Task {task_id} has no buttons yet: it is {parent.status or 'not finished'}.",
-                available=[],
-                hint=f'Call get_task with taskId="{task_id}" and wait=true, then press a button of the finished task.',
-            )
-        raise ButtonNotFoundError(
-            f"Task {task_id} has no buttons (this upstream lists none).",
-            available=[],
-            hint=f"For a grid, use change (taskId={task_id}, action UPSCALE, VARIATION or REROLL, index 1-4) or "
-            f'simple_change (content "{task_id} U2").',
-        )
+        return await buttons.resolve(self._client, task_id, wanted)
 
     async def _count(self, endpoint: Endpoint) -> None:
         limit = self._max_jobs

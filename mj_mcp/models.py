@@ -489,7 +489,7 @@ class Task(ReplyModel):
     status: str | None = None
     prompt: str | None = None
     prompt_en: str | None = None
-    description: str | None = None
+    description: Annotated[str | None, AfterValidator(english_or_none)] = None  # TA's 提交成功 and the like
     state: str | None = None
     submit_time: int | None = None
     start_time: int | None = None

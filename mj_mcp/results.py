@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mj_mcp.glossary import english
 from mj_mcp.jobs import (
     Cancelled,
     JobOutcome,
@@ -109,8 +110,12 @@ def describe_status(task: Task) -> str:
 # -- job outcomes ----------------------------------------------------------------------------------
 
 
-def render_outcome(outcome: JobOutcome) -> Rendered:
-    """The result for one job or task read, finished or not."""
+def render_outcome(outcome: JobOutcome, *, read: bool = False) -> Rendered:
+    """The result for one job or task read, finished or not.
+
+    A job that ended in FAILURE or CANCEL is an error for the call that started it; with `read`
+    (get_task) the lookup itself worked, so the ended task reads fine, with its failReason.
+    """
     task = outcome.task
     notes = _outcome_notes(outcome)
     links = (Link.to(task), *(Link(sibling) for sibling in outcome.siblings))
@@ -127,8 +132,8 @@ def render_outcome(outcome: JobOutcome) -> Rendered:
         lines.append(f"Queued upstream behind {outcome.queue_position} other job(s).")
     if task.status in (Status.FAILURE, Status.CANCEL):
         lines.append(f"Failed: {task.fail_reason or 'no reason given'}")
-        lines.append(_failure_next_step(task, outcome.tool))
-        return Rendered("\n".join(lines), task.to_wire(), notes=notes, links=links, is_error=True)
+        lines.append(_failure_next_step(task, None if read else outcome.tool))
+        return Rendered("\n".join(lines), task.to_wire(), notes=notes, links=links, is_error=not read)
     if (task.action or "").upper() in TEXT_PROMPT_ACTIONS and task.status == Status.SUCCESS:
         lines.append(_text_prompts(task))
     if task.status == Status.SUCCESS:
@@ -261,17 +266,35 @@ def seed_result(task_id: str, seed: str) -> Rendered:
 
 
 def cancel_result(cancelled: Cancelled) -> Rendered:
-    """A sent cancel, and where the task stands now when it could be read."""
+    """A cancel and where the task stands now; an error when there was nothing to cancel."""
     task_id, task = cancelled.task_id, cancelled.task
+    if not cancelled.sent and task is not None:
+        reason = f" ({task.fail_reason})" if task.fail_reason else ""
+        return error_result(
+            f"Task {task_id} has already ended as {task.status}{reason}: there was nothing to cancel, and no "
+            f'cancel was sent. Read it with get_task taskId="{task_id}".',
+            task=task,
+        )
     data: dict[str, Any] = {"taskId": task_id, "cancelRequested": True}
     if cancelled.reply is not None:
-        data["reply"] = cancelled.reply.to_wire()
+        reply = cancelled.reply.to_wire()
+        data["reply"] = (
+            {**reply, "description": english(cancelled.reply.description)} if "description" in reply else reply
+        )
     if task is None:
-        return json_result(f"Cancel sent for task {task_id}.", data)
+        return json_result(
+            f'Cancel sent for task {task_id}; it could not be read since. Check it with get_task taskId="{task_id}".',
+            data,
+        )
     data["task"] = task.to_wire()
     reason = f" ({task.fail_reason})" if task.fail_reason else ""
+    if task.finished:
+        return json_result(f"Cancelled task {task_id}: it is now {task.status}{reason}.", data, links=[task])
     return json_result(
-        f"Cancel sent for task {task_id}; it is now {task.status or 'UNKNOWN'}{reason}.", data, links=[task]
+        f"Cancel sent for task {task_id}; the upstream still shows it {task.status or 'UNKNOWN'}. Check it "
+        f'with get_task taskId="{task_id}" in a few seconds.',
+        data,
+        links=[task],
     )
 
 
@@ -362,15 +385,17 @@ def _next_step(task: Task) -> str:
     return ""
 
 
-def _failure_next_step(task: Task, tool: str) -> str:
+def _failure_next_step(task: Task, tool: str | None) -> str:
+    """What to do about an ended task; `tool` is the call that started it (None for a read)."""
     reason = (task.fail_reason or "").lower()
+    again = f"call {tool} again" if tool else "submit the job again"
     if task.status == Status.CANCEL or "取消" in reason or "cancel" in reason:
         return "The task was cancelled; submit the job again if it is still wanted."
     if "banned" in reason or "敏感词" in reason or "moderation" in reason or "filter" in reason:
         return "Next: rephrase the prompt without the flagged words and submit it again."
     if "invalid" in reason or "parameter" in reason:
-        return f"Next: fix the prompt's parameters (--ar, --v, --stylize ...) and call {tool} again."
-    return f"Next: call {tool} again; if it keeps failing, change the prompt or try later."
+        return f"Next: fix the prompt's parameters (--ar, --v, --stylize ...) and {again}."
+    return f"Next: {again}; if it keeps failing, change the prompt or try later."
 
 
 def _clip(text: str, limit: int) -> str:

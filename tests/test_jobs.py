@@ -272,6 +272,36 @@ async def test_cancel_reads_the_task_afterwards(jobs: Jobs) -> None:
     assert cancelled.task.status in (Status.CANCEL, Status.FAILURE)
 
 
+PLUS_BAD_STATUS = json.dumps({"code": 4, "description": "关联任务状态错误", "result": None, "properties": {}})
+
+
+async def test_a_cancel_refused_because_the_task_ended_meanwhile_is_nothing_to_cancel(
+    jobs: Jobs, sim: Simulator
+) -> None:
+    done = await imagine(jobs)
+    # The read before the cancel still shows it running; then PLUS refuses the cancel of an ended task.
+    shown = {**done.task.to_wire(), "status": "IN_PROGRESS", "progress": "90%"}
+    sim.inject(Fault(path=f"/{done.task.id}/fetch", status=200, body=json.dumps(shown)))
+    sim.inject(Fault(path="/cancel", status=200, body=PLUS_BAD_STATUS))
+    cancelled = await jobs.cancel(done.task.id)
+    assert not cancelled.sent
+    assert cancelled.task is not None and cancelled.task.status == Status.SUCCESS
+
+
+async def test_a_cancel_refused_while_the_task_runs_is_an_error_in_english(jobs: Jobs, sim: Simulator) -> None:
+    running = await imagine(jobs, wait=False)
+    sim.inject(Fault(path="/cancel", status=200, body=PLUS_BAD_STATUS))
+    with pytest.raises(MjError, match=r"it must be SUCCESS\) \(关联任务状态错误\)"):
+        await jobs.cancel(running.task.id)
+
+
+async def test_a_cancel_of_an_unknown_task_is_not_found(jobs: Jobs, sim: Simulator) -> None:
+    before = len(sim.request_log)
+    with pytest.raises(TaskNotFoundError, match="nothing was cancelled"):
+        await jobs.cancel("1750000000009999")
+    assert not [p for _, p in sim.request_log[before:] if p.endswith("/cancel")]
+
+
 # -- preparing -----------------------------------------------------------------------------------
 
 

@@ -181,7 +181,8 @@ def test_a_cancel_says_where_the_task_stands() -> None:
     cancelled = Task(id="18", action="IMAGINE", status="FAILURE", fail_reason="Cancelled")
     reply = SubmitResult(code=1, description="ok")
     rendered = cancel_result(Cancelled("18", reply, cancelled))
-    assert rendered.text == "Cancel sent for task 18; it is now FAILURE (Cancelled)."
+    assert rendered.text == "Cancelled task 18: it is now FAILURE (Cancelled)."
+    assert not rendered.is_error
     assert rendered.structured is not None and set(rendered.structured) == {
         "taskId",
         "cancelRequested",
@@ -189,4 +190,22 @@ def test_a_cancel_says_where_the_task_stands() -> None:
         "task",
     }
     gone = cancel_result(Cancelled("18", None, None))
-    assert (gone.text, gone.links) == ("Cancel sent for task 18.", ())
+    assert gone.text.startswith("Cancel sent for task 18; it could not be read since.")
+    assert gone.links == ()
+    still = cancel_result(Cancelled("18", reply, running()))
+    assert "still shows it IN_PROGRESS" in still.text and not still.is_error
+
+
+def test_a_cancel_of_an_ended_task_is_an_error_naming_its_status() -> None:
+    done = Task(id="18", action="IMAGINE", status="SUCCESS")
+    rendered = cancel_result(Cancelled("18", None, done, sent=False))
+    assert rendered.is_error
+    assert "already ended as SUCCESS: there was nothing to cancel" in rendered.text
+    assert rendered.structured == done.to_wire()
+
+
+def test_a_cancel_reply_in_chinese_reads_in_english() -> None:
+    reply = SubmitResult(code=1, description="成功")
+    rendered = cancel_result(Cancelled("18", reply, running()))
+    assert rendered.structured is not None
+    assert rendered.structured["reply"]["description"] == "success (成功)"

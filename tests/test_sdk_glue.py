@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.server.context import ServerMiddleware
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
@@ -18,7 +19,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from mj_mcp.server.live import LiveTasks
-from mj_mcp.server.sdk_glue import CONTEXT_KWARG, make_tool, serve_subscriptions
+from mj_mcp.server.sdk_glue import CONTEXT_KWARG, answer_unknown_tools, make_tool, serve_subscriptions
 
 pytestmark = pytest.mark.anyio
 
@@ -148,3 +149,30 @@ def test_the_tool_listing_drops_execution_so_the_middleware_adds_it() -> None:
 
     assert "execution" in WireTool.model_fields
     assert "execution" not in inspect.getsource(MCPServer.list_tools)
+
+
+def test_the_server_takes_middleware_in_the_shape_answer_unknown_tools_uses() -> None:
+    server: MCPServer[Any] = MCPServer("glue")
+    assert isinstance(server.middleware, list)
+    assert list(inspect.signature(ServerMiddleware.__call__).parameters) == ["self", "ctx", "call_next"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_unknown_tool_is_answered_as_an_error_result_that_the_middleware_rewords(mode: str) -> None:
+    asked: list[tuple[str, frozenset[str]]] = []
+
+    def answer(name: str, offered: frozenset[str]) -> str:
+        asked.append((name, offered))
+        return f"No tool `{name}`; use probe."
+
+    server = glue_server([])
+    answer_unknown_tools(server, answer)
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        unknown = await client.call_tool("upscale", {})
+        known = await client.call_tool("probe", {"taskId": "1"})
+    # The SDK answers an unknown tool with an isError result (not a protocol error), whose text
+    # the middleware replaces; a known tool's own error result is left as it is.
+    assert unknown.is_error is True
+    assert [c.text for c in unknown.content if isinstance(c, TextContent)] == ["No tool `upscale`; use probe."]
+    assert asked == [("upscale", frozenset({"probe"}))]
+    assert [c.text for c in known.content if isinstance(c, TextContent)] == ["done"]

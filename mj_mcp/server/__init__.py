@@ -29,12 +29,13 @@ from mj_mcp.client import MjClient
 from mj_mcp.clock import Clock
 from mj_mcp.config import Settings
 from mj_mcp.loading import ImageLoader
+from mj_mcp.server.aliases import refused_tool
 from mj_mcp.server.dispatch import build_tool
 from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.prompts import register_prompts
 from mj_mcp.server.resources import register_resources
 from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime
-from mj_mcp.server.sdk_glue import LegacyTasksWire, serve_subscriptions
+from mj_mcp.server.sdk_glue import LegacyTasksWire, answer_unknown_tools, serve_subscriptions
 from mj_mcp.server.tasks import McpTasks, TasksExtension
 from mj_mcp.server.tenants import Tenants
 from mj_mcp.server.tools import TOOLS, ToolSpec
@@ -118,6 +119,7 @@ def create_server(
         middleware=[LegacyTasksWire(mcp_tasks)],
     )
     serve_subscriptions(server, live)
+    answer_unknown_tools(server, refused_tool)
     register_resources(server, holder, offers=profile.offers)
     register_prompts(server)
     return server

@@ -5,7 +5,8 @@ tools take their schema from the endpoint models instead (mj_mcp.server.schema) 
 with those same models, so the SDK must pass the raw arguments through untouched: a
 `FuncMetadata` over `_RawArguments`, in a `Tool` made directly. Resource subscriptions have no
 public hook either; their handlers go on the low-level server. The 2025-11-25 form of MCP Tasks
-needs the wire itself (`LegacyTasksWire`, a server middleware). tests/test_sdk_glue.py pins down
+needs the wire itself (`LegacyTasksWire`, a server middleware), and a call of a tool the server
+does not offer is answered by another middleware. tests/test_sdk_glue.py pins down
 each of these, so that an SDK release that changes them fails loudly there.
 """
 
@@ -34,7 +35,14 @@ from pydantic import ConfigDict, ValidationError
 from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.tasks import McpTasks, legacy_task, owner_of
 
-__all__ = ["CONTEXT_KWARG", "TASKS_CAPABILITY", "LegacyTasksWire", "make_tool", "serve_subscriptions"]
+__all__ = [
+    "CONTEXT_KWARG",
+    "TASKS_CAPABILITY",
+    "LegacyTasksWire",
+    "answer_unknown_tools",
+    "make_tool",
+    "serve_subscriptions",
+]
 
 CONTEXT_KWARG = "ctx"
 """The keyword under which a tool function receives the request's Context."""
@@ -142,3 +150,24 @@ class LegacyTasksWire:
 
         record = await self._tasks.start(owner_of(ctx), name, task.ttl, job)
         return {"task": legacy_task(record)}
+
+
+def answer_unknown_tools(server: MCPServer[Any], answer: Callable[[str, frozenset[str]], str]) -> None:
+    """Answer a call of a tool this server does not offer with `answer(name, offered names)`.
+
+    The SDK answers such a call itself ("Unknown tool: upscale", isError). A server middleware
+    (public, if provisional, in mcp 2.3) lets that answer through and then replaces its text, for
+    names the server's own tool list lacks: the SDK's wording is never matched, only its result.
+    """
+
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+        if not isinstance(name, str) or not isinstance(result, dict) or not result.get("isError"):
+            return result
+        offered = frozenset(tool.name for tool in await server.list_tools())
+        if name in offered:
+            return result
+        return {**result, "content": [{"type": "text", "text": answer(name, offered)}]}
+
+    server.middleware.append(middleware)

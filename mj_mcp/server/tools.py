@@ -191,7 +191,8 @@ async def _get_task(rt: Runtime, call: ToolCall, request: FetchRequest, controls
     outcome = await rt.jobs.get(
         call.endpoint, request.task_id, wait=controls.wait, timeout=controls.timeout, on_progress=call.progress
     )
-    return render_outcome(outcome)
+    # The lookup worked: an ended task (FAILURE, CANCEL) reads fine, with its failReason.
+    return render_outcome(outcome, read=True)
 
 
 async def _list_tasks(rt: Runtime, call: ToolCall, request: ConditionRequest, controls: NoControls) -> Rendered:

@@ -98,8 +98,12 @@ down before the model sees it), OpenAI's high detail tiles the short side at 768
 tiles at 768 px too: more pixels cost bytes (and, where the client counts them, tokens) that no
 model reads. A 2048² grid previews at 1092²."""
 PREVIEW_MAX_BYTES: Final = 1_048_576
-PREVIEW_QUALITY: Final = 85
-"""JPEG quality of a preview: no artefacts a model notices on a photograph, a fifth of PNG's bytes."""
+PREVIEW_QUALITIES: Final = (85, 80, 75, 70)
+"""JPEG qualities a preview is tried at, best first, until one is at most `PREVIEW_TARGET_BYTES`:
+none leaves artefacts a model notices on a photograph."""
+PREVIEW_TARGET_BYTES: Final = 300_000
+"""What a preview should weigh (a detailed 1092² photograph is 250-450 KB at quality 85). Above it
+the next quality is tried; the last one that fits in the hard limit is kept."""
 PREVIEW_KEEP_BYTES: Final = 256 * 1024
 """A PNG within the preview's size limits and at most this large is shown as it is: re-encoding
 it would save little, and it may be a flat picture that JPEG blurs."""
@@ -390,9 +394,9 @@ def make_preview(
     `max_side` px on the long side, `max_pixels` pixels and `max_bytes` bytes.
 
     A still JPEG/WEBP within all three limits, or such a PNG of at most `PREVIEW_KEEP_BYTES`, is
-    returned as it is. Anything else is shrunk to the limits and becomes a JPEG at
-    `PREVIEW_QUALITY` (first frame of an animation, transparency flattened onto white, EXIF
-    orientation applied), stepping quality and then size down until it fits; a flat picture (few
+    returned as it is. Anything else is shrunk to the limits and becomes a JPEG (first frame of an
+    animation, transparency flattened onto white, EXIF orientation applied) of about
+    `PREVIEW_TARGET_BYTES`, stepping quality and then size down until it fits; a flat picture (few
     colours) becomes a PNG when that is smaller, and a larger PNG within the limits stays as it is
     when the JPEG would not be smaller. Blocking: run it in a worker thread. Raises
     ImageInputError (or ImageRejectedError) when `data` is not an image.
@@ -430,13 +434,27 @@ def _fitted(size: tuple[int, int], max_side: int, max_pixels: int) -> tuple[int,
 
 def _smallest_encoding(picture: Image.Image, max_bytes: int) -> tuple[bytes, str]:
     """JPEG for a photograph; PNG instead for a flat picture when it is smaller (and fits)."""
-    jpeg = _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(PREVIEW_QUALITY, 75, 65, 50, 35))
+    jpeg = _preview_jpeg(picture, max_bytes)
     if picture.getcolors(_FLAT_COLOURS) is None:
         return jpeg, "image/jpeg"
     buffer = BytesIO()
     picture.save(buffer, format="PNG", optimize=True)
     png = buffer.getvalue()
     return (png, "image/png") if len(png) < len(jpeg) else (jpeg, "image/jpeg")
+
+
+def _preview_jpeg(picture: Image.Image, max_bytes: int) -> bytes:
+    """The first of `PREVIEW_QUALITIES` within the target; else the last that fits in `max_bytes`;
+    else lower qualities and smaller sizes until it fits."""
+    target = min(PREVIEW_TARGET_BYTES, max_bytes)
+    encoded = b""
+    for quality in PREVIEW_QUALITIES:
+        encoded = _encode(picture, "JPEG", quality)
+        if len(encoded) <= target:
+            return encoded
+    if len(encoded) <= max_bytes:
+        return encoded
+    return _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(65, 50, 35))
 
 
 def _small_picture(image: Image.Image, max_side: int, max_pixels: int) -> Image.Image:

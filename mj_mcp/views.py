@@ -20,7 +20,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from mj_mcp.models import Button, MediaUrl, Page, Task
+from mj_mcp.models import Button, MediaUrl, Page, Status, Task
 
 __all__ = [
     "ButtonView",
@@ -85,6 +85,7 @@ class TaskView(View):
     description: str | None = None
     state: str | None = None
     parent_id: str | None = None
+    job_id: str | None = Field(default=None, description="Midjourney job id (show takes it).")
     fail_reason: str | None = None
     image_url: str | None = None
     image_urls: list[MediaUrlView] | None = None
@@ -149,13 +150,14 @@ def task_view(
         id=task.id,
         action=task.action or None,
         status=task.status or None,
-        progress=task.progress or None,
+        progress=task.progress if task.progress and task.status != Status.SUCCESS else None,  # SUCCESS is 100%
         prompt=task.prompt or None,
         prompt_en=task.prompt_en if task.prompt_en and task.prompt_en != task.prompt else None,
         final_prompt=_final_prompt(task),
         description=_description(task),
         state=task.state or None,
         parent_id=task.parent_id or None,
+        job_id=_job_id(task),
         fail_reason=task.fail_reason or None,
         image_url=task.image_url or None,
         image_urls=_media_urls(task.image_urls),
@@ -194,6 +196,13 @@ def _final_prompt(task: Task) -> str | None:
     if any(known and final.startswith(known) for known in (task.prompt, task.prompt_en)):
         return None
     return final
+
+
+def _job_id(task: Task) -> str | None:
+    """`properties.messageHash`: the Midjourney job id, the one of Discord's properties an agent can
+    use (`show` takes it; midjourney.com names the job by it)."""
+    value = task.properties.get("messageHash")
+    return value if isinstance(value, str) and value else None
 
 
 def _description(task: Task) -> str | None:

@@ -371,7 +371,7 @@ async def test_swap_face_video_and_edit_run_to_success(client: Client, image_fil
 
 async def test_show_change_and_simple_change_work_on_a_grid(client: Client) -> None:
     grid = await imagine(client)
-    show = await call(client, "show", {"jobId": grid["properties"]["messageHash"]})
+    show = await call(client, "show", {"jobId": grid["jobId"]})
     assert not show.is_error, text(show)
     change = await call(client, "change", {"taskId": grid["id"], "action": "VARIATION", "index": 2})
     assert not change.is_error

@@ -93,7 +93,19 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
 def _cached_output_schema(view: type[View]) -> dict[str, Any]:
     raw = view.model_json_schema(by_alias=True, schema_generator=CompactSchema, mode="serialization")
     defs = cast(dict[str, Any], raw.pop("$defs", {}))
-    return cast(dict[str, Any], portable(inline_refs(raw, defs)))
+    return _without_model_docs(portable(inline_refs(raw, defs)))
+
+
+def _without_model_docs(node: Any) -> Any:
+    """The schema without the views' docstrings (an object's description): they are written for
+    the code; the fields' own descriptions stay."""
+    if isinstance(node, list):
+        return [_without_model_docs(item) for item in cast(list[Any], node)]
+    if not isinstance(node, dict):
+        return node
+    source = cast(dict[str, Any], node)
+    is_model = source.get("type") == "object"
+    return {k: _without_model_docs(v) for k, v in source.items() if not (is_model and k == "description")}
 
 
 def output_schema(view: type[View]) -> dict[str, Any]:

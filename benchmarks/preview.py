@@ -103,6 +103,7 @@ def preview_rows() -> list[str]:
 
 async def structured_rows() -> list[str]:
     from mcp import Client
+    from mcp.types import TextContent
 
     from mj_mcp.client import MjClient
     from mj_mcp.config import load_settings
@@ -128,11 +129,12 @@ async def structured_rows() -> list[str]:
             recent = await client.call_tool("recent_tasks", {"limit": 25})
             raw_recent = [t.to_wire() for t in await mj.recent()][:25]
     listed = (recent.structured_content or {}).get("tasks", [])
+    summary = next((block.text for block in recent.content if isinstance(block, TextContent)), "")
     return [
         f"| finished `imagine`, 200-character prompt | {wire_bytes(first.structured_content):,} bytes | "
         f"{wire_bytes(raw):,} bytes (the upstream Task) |",
         f"| `recent_tasks` of {len(listed)} finished grids | {wire_bytes(recent.structured_content):,} bytes "
-        f"(text {len(recent.content[0].text):,} characters) | {wire_bytes({'tasks': raw_recent}):,} bytes |",  # type: ignore[union-attr]
+        f"(text {len(summary):,} characters) | {wire_bytes({'tasks': raw_recent}):,} bytes |",
     ]
 
 

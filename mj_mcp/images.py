@@ -6,7 +6,8 @@ local path: absolute, `~`-relative, relative to the working directory, or a `fil
 or GIF of at most `MAX_PIXELS` pixels (a small file can decode to gigabytes); only those
 decoders ever run.
 
-Outputs. `make_preview` makes the `image` content item (≤ 1568 px, ≤ 1 MiB), `png_for_resource`
+Outputs. `make_preview` makes the `image` content item (≤ 1568 px, ≤ 1.19 MP, ≤ 1 MiB, JPEG for
+photographs, PNG where that is smaller), `image_size` reads a picture's size, `png_for_resource`
 makes the PNG resource blob (at most 7 MiB, under 10 MiB as base64), and `split_grid` cuts a
 2×2 grid into its four pictures; `saving.ImageSaver` writes them to disk.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import math
 import re
 import threading
 import warnings
@@ -53,12 +55,14 @@ __all__ = [
     "FORMATS_TEXT",
     "MAX_PIXELS",
     "PREVIEW_MAX_BYTES",
+    "PREVIEW_MAX_PIXELS",
     "PREVIEW_MAX_SIDE",
     "RESOURCE_MAX_BYTES",
     "DecodeBudget",
     "InputKind",
     "classify",
     "image_mime",
+    "image_size",
     "inspect_image",
     "make_preview",
     "png_for_resource",
@@ -88,7 +92,23 @@ DECODE_BUDGET_PIXELS: Final = 64_000_000
 """Decoded pixels in flight at once, process-wide (~256 MB at Pillow's 4 bytes a pixel): more
 than one `MAX_PIXELS` picture, less than two."""
 PREVIEW_MAX_SIDE: Final = 1568
+PREVIEW_MAX_PIXELS: Final = 1092 * 1092
+"""Most pixels a preview keeps. Claude reads at most ~1.19 MP (1092² for a square; larger is scaled
+down before the model sees it), OpenAI's high detail tiles the short side at 768 px and Gemini
+tiles at 768 px too: more pixels cost bytes (and, where the client counts them, tokens) that no
+model reads. A 2048² grid previews at 1092²."""
 PREVIEW_MAX_BYTES: Final = 1_048_576
+PREVIEW_QUALITIES: Final = (85, 80, 75, 70)
+"""JPEG qualities a preview is tried at, best first, until one is at most `PREVIEW_TARGET_BYTES`:
+none leaves artefacts a model notices on a photograph."""
+PREVIEW_TARGET_BYTES: Final = 300_000
+"""What a preview should weigh (a detailed 1092² photograph is 250-450 KB at quality 85). Above it
+the next quality is tried; the last one that fits in the hard limit is kept."""
+PREVIEW_KEEP_BYTES: Final = 256 * 1024
+"""A PNG within the preview's size limits and at most this large is shown as it is: re-encoding
+it would save little, and it may be a flat picture that JPEG blurs."""
+_FLAT_COLOURS: Final = 256
+"""A picture of at most this many colours is flat (a diagram, a mask): PNG is tried beside JPEG."""
 RESOURCE_MAX_BYTES: Final = 7 * 1024 * 1024
 """Largest image resource blob, decoded. The contract allows 8 MiB, but stdio clients drop
 messages over 10 MiB and base64 adds a third: 7 MiB is 9.33 MiB on the wire, with room for the
@@ -364,44 +384,97 @@ CMYK...) are converted before a preview is shrunk."""
 
 
 def make_preview(
-    data: bytes, *, max_side: int = PREVIEW_MAX_SIDE, max_bytes: int = PREVIEW_MAX_BYTES
+    data: bytes,
+    *,
+    max_side: int = PREVIEW_MAX_SIDE,
+    max_bytes: int = PREVIEW_MAX_BYTES,
+    max_pixels: int = PREVIEW_MAX_PIXELS,
 ) -> tuple[bytes, str]:
-    """The picture a model looks at: at most `max_side` px on the long side and `max_bytes` bytes.
+    """The picture a model looks at, in the fewest bytes a model reads well at its size: at most
+    `max_side` px on the long side, `max_pixels` pixels and `max_bytes` bytes.
 
-    A still PNG/JPEG/WEBP already within both limits is returned as it is; anything else becomes
-    a JPEG (first frame of an animation, transparency flattened onto white, EXIF orientation
-    applied), stepping quality and then size down until it fits. Blocking: run it in a worker
-    thread. Raises ImageInputError (or ImageRejectedError) when `data` is not an image.
+    A still JPEG/WEBP within all three limits, or such a PNG of at most `PREVIEW_KEEP_BYTES`, is
+    returned as it is. Anything else is shrunk to the limits and becomes a JPEG (first frame of an
+    animation, transparency flattened onto white, EXIF orientation applied) of about
+    `PREVIEW_TARGET_BYTES`, stepping quality and then size down until it fits; a flat picture (few
+    colours) becomes a PNG when that is smaller, and a larger PNG within the limits stays as it is
+    when the JPEG would not be smaller. Blocking: run it in a worker thread. Raises
+    ImageInputError (or ImageRejectedError) when `data` is not an image.
     """
     image = _open(data, "The image")
     animated = bool(getattr(image, "is_animated", False))
-    if (
+    fits = (
         image.format in ("PNG", "JPEG", "WEBP")
         and not animated
-        and max(image.size) <= max_side
+        and _fitted(image.size, max_side, max_pixels) == image.size
         and len(data) <= max_bytes
-    ):
+    )
+    if fits and (image.format != "PNG" or len(data) <= PREVIEW_KEEP_BYTES):
         mime, _, _ = inspect_image(data, "The image")
         return data, mime
     if image.format in ("JPEG", "MPO"):
         # Let libjpeg decode at a reduced scale: much less work and memory for a 4096 px upscale.
-        image.draft("RGB", (max_side, max_side))
+        image.draft("RGB", _fitted(image.size, max_side, max_pixels))
     with _BUDGET.hold(_pixels(image)):
-        picture = _small_picture(image, max_side)
-    encoded = _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(85, 75, 65, 50, 35))
-    return encoded, "image/jpeg"
+        picture = _small_picture(image, max_side, max_pixels)
+    encoded, mime = _smallest_encoding(picture, max_bytes)
+    if fits and len(data) <= len(encoded):
+        return data, "image/png"
+    return encoded, mime
 
 
-def _small_picture(image: Image.Image, max_side: int) -> Image.Image:
-    """Decode `image` and shrink it in place to at most `max_side` before it is turned upright
+def _fitted(size: tuple[int, int], max_side: int, max_pixels: int) -> tuple[int, int]:
+    """`size` scaled down (never up), aspect kept, to at most `max_side` a side and `max_pixels`."""
+    width, height = size
+    scale = min(1.0, max_side / max(width, height, 1), math.sqrt(max_pixels / max(width * height, 1)))
+    if scale >= 1.0:
+        return size
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _smallest_encoding(picture: Image.Image, max_bytes: int) -> tuple[bytes, str]:
+    """JPEG for a photograph; PNG instead for a flat picture when it is smaller (and fits)."""
+    jpeg = _preview_jpeg(picture, max_bytes)
+    if picture.getcolors(_FLAT_COLOURS) is None:
+        return jpeg, "image/jpeg"
+    buffer = BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    png = buffer.getvalue()
+    return (png, "image/png") if len(png) < len(jpeg) else (jpeg, "image/jpeg")
+
+
+def _preview_jpeg(picture: Image.Image, max_bytes: int) -> bytes:
+    """The first of `PREVIEW_QUALITIES` within the target; else the last that fits in `max_bytes`;
+    else lower qualities and smaller sizes until it fits."""
+    target = min(PREVIEW_TARGET_BYTES, max_bytes)
+    encoded = b""
+    for quality in PREVIEW_QUALITIES:
+        encoded = _encode(picture, "JPEG", quality)
+        if len(encoded) <= target:
+            return encoded
+    if len(encoded) <= max_bytes:
+        return encoded
+    return _shrink_to_fit(picture, fmt="JPEG", max_bytes=max_bytes, qualities=(65, 50, 35))
+
+
+def _small_picture(image: Image.Image, max_side: int, max_pixels: int) -> Image.Image:
+    """Decode `image` and shrink it in place to the preview's limits before it is turned upright
     and flattened, so that only the decoded picture itself is ever full size."""
     from PIL import Image
 
     _load(image, "The image")
     if image.mode not in _SHRINK_FIRST_MODES:
         image = _converted(image, "RGBA" if _has_alpha(image) else "RGB")
-    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    image.thumbnail(_fitted(image.size, max_side, max_pixels), Image.Resampling.LANCZOS)
     return _flatten(_upright(image, "The image"))
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of the picture, from its header alone. Raises like `make_preview`."""
+    image = _open(data, "The image")
+    size = image.size
+    image.close()
+    return size
 
 
 def png_for_resource(data: bytes, *, max_bytes: int = RESOURCE_MAX_BYTES) -> bytes:

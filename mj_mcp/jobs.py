@@ -17,6 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 import anyio
@@ -510,6 +511,10 @@ class Jobs:
     async def media(self, task: Task, *, deadline: float | None = None) -> Media | None:
         """The task's image as the model sees it, and the saved files (see `MediaFetcher.fetch`)."""
         return await self._media.fetch(task, deadline=deadline)
+
+    def saved_file(self, task_id: str) -> Path | None:
+        """Where this process saved the task's image, if it did (see `MediaFetcher.saved_file`)."""
+        return self._media.saved_file(task_id)
 
 
 def _modal_step(endpoint: Endpoint, waited: WaitOutcome, submitted: Submitted | None) -> NextStep:

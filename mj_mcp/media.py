@@ -4,7 +4,8 @@
 the model looks at, and saves the full-size file (and a grid's four quadrants). What it fetched
 is remembered for the last few tasks: an agent that reads the same finished task again (get_task
 after imagine, a resource read, a retried call) gets the same preview without a second download
-and decode, which for a large grid costs a second of CPU.
+and decode, which for a large grid costs a second of CPU. The saved files of many more tasks are
+remembered (`saved_file`), so that a list of tasks can name them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import anyio.to_thread
 
 from mj_mcp.client import MjClient
 from mj_mcp.errors import MjError
-from mj_mcp.images import make_preview
+from mj_mcp.images import image_size, make_preview
 from mj_mcp.models import Status, Task
 from mj_mcp.saving import ImageSaver, SavedImages
 
@@ -34,6 +35,8 @@ MEDIA_GRACE: Final = 1.0
 its picture rather than held back by a slow download."""
 REMEMBERED: Final = 16
 """Tasks whose fetched picture is kept (a preview is at most 1 MiB)."""
+SAVED_REMEMBERED: Final = 1024
+"""Tasks whose saved file's path is kept, for task lists (a path is a few dozen bytes)."""
 _TEXT_ONLY: Final = frozenset({"DESCRIBE", "SHORTEN"})
 """Actions whose result is text: their imageUrl is the input picture, not a result."""
 
@@ -53,6 +56,8 @@ class Media:
     preview: Preview | None = None
     saved: Path | None = None
     quadrants: list[Path] = field(default_factory=lambda: list[Path]())
+    size: tuple[int, int] | None = None
+    """(width, height) of the full-size picture as downloaded."""
     notes: list[str] = field(default_factory=lambda: list[str]())
 
 
@@ -63,6 +68,12 @@ class MediaFetcher:
         self._client = client
         self._saver = saver
         self._remembered: OrderedDict[tuple[str, str], Media] = OrderedDict()
+        self._saved: OrderedDict[str, Path] = OrderedDict()
+
+    def saved_file(self, task_id: str) -> Path | None:
+        """Where this process saved the task's image, if it did (and the file is still there)."""
+        path = self._saved.get(task_id)
+        return path if path is not None and path.exists() else None
 
     async def fetch(self, task: Task, *, deadline: float | None = None) -> Media | None:
         """The task's picture (None for tasks without one: unfinished, text results).
@@ -90,6 +101,11 @@ class MediaFetcher:
         return media
 
     def _remember(self, key: tuple[str, str], media: Media) -> None:
+        if media.saved is not None:
+            self._saved[key[0]] = media.saved
+            self._saved.move_to_end(key[0])
+            while len(self._saved) > SAVED_REMEMBERED:
+                self._saved.popitem(last=False)
         if media.notes or media.preview is None:
             return  # only a complete result is worth giving again
         self._remembered[key] = media
@@ -104,6 +120,8 @@ class MediaFetcher:
             # Abandoned, not awaited, when the deadline passes: the decode cannot be interrupted.
             preview, preview_mime = await anyio.to_thread.run_sync(make_preview, data, abandon_on_cancel=True)
             media.preview = Preview(preview, preview_mime)
+            if not video:  # a video's picture is a thumbnail, not the task's image
+                media.size = image_size(data)  # the header alone, after make_preview has checked it
             if self._saver is not None and not video:
                 saved = await _save(self._saver, task, data, mime)
                 media.saved = saved.path

@@ -1,8 +1,8 @@
 """Turning job outcomes and reads into results a model can act on, as plain data.
 
-Every task result has: the upstream Task as received (structured); a short text with status,
-action, prompt, progress, the buttons by label and the next useful call; the preview image and
-full-size locations when there is an image; and the task's resource URI. A `Rendered` is
+Every task result has: the task as a compact `TaskView` (structured; mj_mcp.views); a short text
+with status, action, prompt, progress, the buttons by label and the next useful call; the preview
+image and full-size locations when there is an image; and the task's resource URI. A `Rendered` is
 that result before any protocol sees it: the MCP adapter turns it into a `CallToolResult`
 (text blocks, the resource URIs as one line of text, the image block).
 Nothing here talks to the network or the disk: the job service hands in what it fetched and saved.
@@ -11,11 +11,12 @@ Nothing here talks to the network or the disk: the job service hands in what it 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
-from mj_mcp.glossary import english
 from mj_mcp.jobs import (
     Cancelled,
     JobOutcome,
@@ -27,10 +28,12 @@ from mj_mcp.jobs import (
 )
 from mj_mcp.media import Media, Preview
 from mj_mcp.models import Page, Status, Task
+from mj_mcp.views import CancelView, SeedView, TaskListView, UploadView, page_view, task_view
 
 __all__ = [
     "Link",
     "Rendered",
+    "SavedLookup",
     "cancel_result",
     "describe_status",
     "error_result",
@@ -45,6 +48,15 @@ __all__ = [
 ]
 
 TEXT_PROMPT_ACTIONS: Final = frozenset({"DESCRIBE", "SHORTEN"})
+LINE_PROMPT_CHARS: Final = 60
+"""How much of a prompt a task line shows: enough to recognise the task."""
+
+SavedLookup = Callable[[str], Path | None]
+"""Where the server saved a task's image, by task id (None when it did not, or does not know)."""
+
+
+def _nothing_saved(task_id: str) -> Path | None:
+    return None
 
 
 def task_uri(task_id: str) -> str:
@@ -84,7 +96,7 @@ def error_result(message: str, *, task: Task | None = None) -> Rendered:
     """An error result: a message that names the next step, and the task when there is one."""
     if task is None:
         return Rendered(message, is_error=True)
-    return Rendered(message, task.to_wire(), links=(Link.to(task),), is_error=True)
+    return Rendered(message, task_view(task).dump(), links=(Link.to(task),), is_error=True)
 
 
 def json_result(text: str, data: dict[str, Any], *, links: Sequence[Task] = ()) -> Rendered:
@@ -120,10 +132,11 @@ def render_outcome(outcome: JobOutcome, *, read: bool = False) -> Rendered:
     notes = _outcome_notes(outcome)
     links = (Link.to(task), *(Link(sibling) for sibling in outcome.siblings))
     step = outcome.next_step
+    media = outcome.media or Media()
+    structured = task_view(task, saved=media.saved, quadrants=media.quadrants, size=media.size).dump()
     if isinstance(step, WaitFailed):
         text = _wait_failed(outcome.tool, task.id, step)
-        return Rendered(text, task.to_wire(), notes=notes, links=links, is_error=True)
-    media = outcome.media or Media()
+        return Rendered(text, structured, notes=notes, links=links, is_error=True)
     lines = [_headline(task)]
     prompt = task.prompt or task.prompt_en
     if prompt and (task.action or "").upper() not in TEXT_PROMPT_ACTIONS:
@@ -133,7 +146,7 @@ def render_outcome(outcome: JobOutcome, *, read: bool = False) -> Rendered:
     if task.status in (Status.FAILURE, Status.CANCEL):
         lines.append(f"Failed: {task.fail_reason or 'no reason given'}")
         lines.append(_failure_next_step(task, None if read else outcome.tool))
-        return Rendered("\n".join(lines), task.to_wire(), notes=notes, links=links, is_error=not read)
+        return Rendered("\n".join(lines), structured, notes=notes, links=links, is_error=not read)
     if (task.action or "").upper() in TEXT_PROMPT_ACTIONS and task.status == Status.SUCCESS:
         lines.append(_text_prompts(task))
     if task.status == Status.SUCCESS:
@@ -144,7 +157,7 @@ def render_outcome(outcome: JobOutcome, *, read: bool = False) -> Rendered:
     closing = _closing_line(outcome)
     if closing:
         lines.append(closing)
-    return Rendered("\n".join(lines), task.to_wire(), notes=notes, preview=media.preview, links=links)
+    return Rendered("\n".join(lines), structured, notes=notes, preview=media.preview, links=links)
 
 
 def _closing_line(outcome: JobOutcome) -> str:
@@ -237,32 +250,40 @@ def modal_instructions(task: Task, custom_id: str) -> str:
 # -- reads -----------------------------------------------------------------------------------------
 
 
-def tasks_result(tasks: list[Task], *, missing: Sequence[str] = ()) -> Rendered:
-    """A list of tasks, one line each, and the ids asked for that the upstream does not know."""
+def tasks_result(tasks: list[Task], *, missing: Sequence[str] = (), saved: SavedLookup = _nothing_saved) -> Rendered:
+    """A list of tasks, one line each, and the ids asked for that the upstream does not know.
+
+    The structured tasks leave their buttons out (a list of 25 grids would be 20 k characters of
+    them); get_task shows them."""
+    files = {t.id: path for t in tasks if (path := saved(t.id)) is not None}
     lines = [f"{len(tasks)} task(s)."]
-    lines.extend(_task_line(t) for t in tasks)
+    lines.extend(_task_line(t, files.get(t.id)) for t in tasks)
     if missing:
         lines.append("Not found: " + ", ".join(missing))
     if tasks:
-        lines.append("Next: get_task with a taskId for the full task and its image.")
-    return json_result("\n".join(lines), {"tasks": [t.to_wire() for t in tasks]}, links=tasks[:20])
+        lines.append("Next: get_task with a taskId for the full task, its buttons and its image.")
+    view = TaskListView(
+        tasks=[task_view(t, saved=files.get(t.id), buttons=False) for t in tasks], missing=list(missing) or None
+    )
+    return json_result("\n".join(lines), view.dump(), links=tasks[:20])
 
 
-def page_result(page: Page) -> Rendered:
+def page_result(page: Page, *, saved: SavedLookup = _nothing_saved) -> Rendered:
     """One page of the paged task query."""
+    files = {t.id: path for t in page.content if (path := saved(t.id)) is not None}
     head = (
         f"Page {page.number} of {max(page.total_pages, 1)} (0-based), {page.number_of_elements} of "
         f"{page.total_elements} task(s)."
     )
-    lines = [head, *(_task_line(t) for t in page.content)]
+    lines = [head, *(_task_line(t, files.get(t.id)) for t in page.content)]
     if not page.last:
         lines.append(f"Next: query_tasks with pageNumber={page.number + 1} for more.")
-    return json_result("\n".join(lines), page.to_wire(), links=page.content)
+    return json_result("\n".join(lines), page_view(page, files).dump(), links=page.content)
 
 
 def seed_result(task_id: str, seed: str) -> Rendered:
     text = f"Seed of task {task_id}: {seed}. Add --seed {seed} to a prompt to get similar results."
-    return json_result(text, {"taskId": task_id, "seed": seed})
+    return json_result(text, SeedView(task_id=task_id, seed=seed).dump())
 
 
 def cancel_result(cancelled: Cancelled) -> Rendered:
@@ -275,18 +296,12 @@ def cancel_result(cancelled: Cancelled) -> Rendered:
             f'cancel was sent. Read it with get_task taskId="{task_id}".',
             task=task,
         )
-    data: dict[str, Any] = {"taskId": task_id, "cancelRequested": True}
-    if cancelled.reply is not None:
-        reply = cancelled.reply.to_wire()
-        data["reply"] = (
-            {**reply, "description": english(cancelled.reply.description)} if "description" in reply else reply
-        )
+    data = CancelView(task_id=task_id, cancel_requested=True, task=task_view(task) if task else None).dump()
     if task is None:
         return json_result(
             f'Cancel sent for task {task_id}; it could not be read since. Check it with get_task taskId="{task_id}".',
             data,
         )
-    data["task"] = task.to_wire()
     reason = f" ({task.fail_reason})" if task.fail_reason else ""
     if task.finished:
         return json_result(f"Cancelled task {task_id}: it is now {task.status}{reason}.", data, links=[task])
@@ -300,7 +315,7 @@ def cancel_result(cancelled: Cancelled) -> Rendered:
 
 def upload_result(urls: list[str]) -> Rendered:
     text = "Uploaded. Use these URLs as image prompts (e.g. at the start of an imagine prompt):\n" + "\n".join(urls)
-    return json_result(text, {"urls": urls})
+    return json_result(text, UploadView(urls=urls).dump())
 
 
 # -- pieces ----------------------------------------------------------------------------------------
@@ -313,10 +328,21 @@ def _headline(task: Task) -> str:
     return f"{action} task {task.id}: {status}{progress}"
 
 
-def _task_line(task: Task) -> str:
-    prompt = (task.prompt or "").replace("\n", " ")
-    prompt = prompt if len(prompt) <= 80 else prompt[:79] + "…"
-    return f"- {task.id} {task.action or '?'} {task.status or '?'} {task.progress or ''} {prompt}".rstrip()
+def _task_line(task: Task, saved: Path | None = None) -> str:
+    """`- <id> <local submit time> <status> [<progress>] <action> "<prompt head>" [saved <file>]`."""
+    parts = ["-", task.id]
+    if task.submit_time:
+        parts.append(datetime.fromtimestamp(task.submit_time / 1000).strftime("%Y-%m-%d %H:%M"))
+    parts.append(task.status or "?")
+    if task.progress and not task.finished:
+        parts.append(task.progress)
+    parts.append(task.action or "?")
+    prompt = " ".join((task.prompt or task.prompt_en or "").split())
+    if prompt:
+        parts.append(json.dumps(_clip(prompt, LINE_PROMPT_CHARS), ensure_ascii=False))
+    if saved is not None:
+        parts.append(f"saved {saved}")
+    return " ".join(parts)
 
 
 def _locations(task: Task, media: Media) -> list[str]:

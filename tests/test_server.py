@@ -155,14 +155,17 @@ async def test_the_tools_list_is_byte_identical_to_the_captured_listing(client: 
 
 
 async def test_the_tools_list_answer_stays_under_20_kb(client: Client) -> None:
+    # Output schemas are not counted (interface.md "Tools"): no model reads them. They are bounded apart.
     listing = await client.list_tools()
     # `execution` (MCP Tasks, 2025-11-25 only) is protocol metadata the client acts on, not text a
     # model reads (interface.md counts name, title, description and input schema).
     dumped = listing.model_dump(
-        by_alias=True, exclude_none=True, mode="json", exclude={"tools": {"__all__": {"execution"}}}
+        by_alias=True, exclude_none=True, mode="json", exclude={"tools": {"__all__": {"execution", "output_schema"}}}
     )
     wire = json.dumps(dumped, separators=(",", ":"))
     assert len(wire.encode()) < 20_000
+    for tool in listing.tools:
+        assert len(json.dumps(tool.output_schema, separators=(",", ":"))) < 2_000, tool.name
 
 
 async def test_the_readme_lists_every_tool_as_tools_list_describes_it(client: Client) -> None:
@@ -191,7 +194,7 @@ async def test_imagine_waits_with_progress_and_returns_the_grid_with_an_image_th
     assert task is not None
     assert task["status"] == "SUCCESS"
     assert task["action"] == "IMAGINE"
-    assert [b["label"] for b in task["buttons"]][:4] == ["U1", "U2", "U3", "U4"]
+    assert [b.get("label") for b in task["buttons"]][:4] == ["U1", "U2", "U3", "U4"]
 
     percents = [p for p, _, _ in progress]
     assert percents == sorted(percents)
@@ -380,7 +383,7 @@ async def test_swap_face_video_and_edit_run_to_success(client: Client, image_fil
 
 async def test_show_change_and_simple_change_work_on_a_grid(client: Client) -> None:
     grid = await imagine(client)
-    show = await call(client, "show", {"jobId": grid["properties"]["messageHash"]})
+    show = await call(client, "show", {"jobId": grid["jobId"]})
     assert not show.is_error, text(show)
     change = await call(client, "change", {"taskId": grid["id"], "action": "VARIATION", "index": 2})
     assert not change.is_error

@@ -210,12 +210,12 @@ async def test_one_tenant_never_reaches_anothers_task_through_any_tool_or_resour
             assert result.is_error, (tool, text(result))
         hosted.sim.job_seconds = 1000
         running = structured(await a.call_tool("imagine", {"prompt": "a slow fox", "wait": False}))["id"]
-        cancel = structured(await b.call_tool("cancel_task", {"taskId": running}))
-        assert "task" not in cancel  # the upstream told B's key nothing about it ...
+        cancel = await b.call_tool("cancel_task", {"taskId": running})
+        assert cancel.is_error and "not found" in text(cancel)  # B's key cannot see it ...
         assert hosted.sim.tasks[running].cancelled_at is None  # ... and did not cancel it
         hosted.sim.job_seconds = 0.6
         listed = structured(await b.call_tool("list_tasks", {"ids": [task_id]}))
-        assert task_id not in json.dumps(listed)
+        assert listed["tasks"] == [] and listed.get("missing") == [task_id]  # only B's own question echoed
         recent = structured(await b.call_tool("recent_tasks", {}))
         assert task_id not in json.dumps(recent)
         for uri in (f"mj://tasks/{task_id}", f"mj://tasks/{task_id}/image"):

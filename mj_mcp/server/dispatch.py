@@ -4,11 +4,14 @@ One mechanism for every tool. Arguments are validated by the spec's own models, 
 that sends a wrong argument gets a readable isError result naming the field, not a traceback;
 upstream errors become isError results with their hint; anything unexpected is logged and
 reported without details. Progress of a waited-for task goes out as MCP progress notifications.
+Each tool's `outputSchema` is generated from the view its structured content is (mj_mcp.views).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import logging
 from typing import Any, Literal, cast
 
@@ -23,11 +26,12 @@ from mj_mcp.jobs import Progress
 from mj_mcp.models import Task
 from mj_mcp.results import Rendered, describe_status, error_result
 from mj_mcp.server.runtime import Holder
-from mj_mcp.server.schema import arguments_model, input_schema
+from mj_mcp.server.schema import CompactSchema, arguments_model, inline_refs, input_schema, portable
 from mj_mcp.server.sdk_glue import make_tool
 from mj_mcp.server.tools import ToolCall, ToolSpec
+from mj_mcp.views import View
 
-__all__ = ["build_tool", "call_result"]
+__all__ = ["build_tool", "call_result", "output_schema"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
     control_fields = _wire_names(spec.controls)
     parameters = input_schema(spec.request, spec.controls)
     required = frozenset(cast(list[str], parameters.get("required", [])))
+    output = spec.output
 
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
         # Some frameworks send every argument, filling the ones the model left out with null, ""
@@ -49,17 +54,17 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
         try:
             parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(given)
         except PydanticValidationError as exc:
-            return call_result(preview, error_result(_invalid_arguments(spec.name, exc)))
+            return call_result(preview, error_result(_invalid_arguments(spec.name, exc)), output)
         dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
         request = spec.request.model_validate({k: v for k, v in dumped.items() if k in request_fields})
         controls = spec.controls.model_validate({k: v for k, v in dumped.items() if k in control_fields})
         call = ToolCall(spec.endpoint, _progress(ctx))
         try:
             # The Runtime of this call: with MJ_CLIENT_KEYS the caller's tenant's (an MjError if none).
-            return call_result(preview, await spec.handler(holder.get(), call, request, controls))
+            return call_result(preview, await spec.handler(holder.get(), call, request, controls), output)
         except MjError as exc:
             logger.info("%s failed: %s", spec.name, exc.message)
-            return call_result(preview, error_result(str(exc)))
+            return call_result(preview, error_result(str(exc)), output)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
@@ -70,6 +75,7 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
                     f"{spec.name} failed with an internal error (logged on the server). Try again; if it "
                     "persists, check the server log."
                 ),
+                output,
             )
 
     return make_tool(
@@ -79,10 +85,37 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
         description=spec.description,
         parameters=parameters,
         annotations=_annotations(spec),
+        output_schema=output_schema(output),
     )
 
 
-def call_result(preview: PreviewSetting, rendered: Rendered) -> CallToolResult:
+@functools.cache
+def _cached_output_schema(view: type[View]) -> dict[str, Any]:
+    raw = view.model_json_schema(by_alias=True, schema_generator=CompactSchema, mode="serialization")
+    defs = cast(dict[str, Any], raw.pop("$defs", {}))
+    return _without_model_docs(portable(inline_refs(raw, defs)))
+
+
+def _without_model_docs(node: Any) -> Any:
+    """The schema without the views' docstrings (an object's description): they are written for
+    the code; the fields' own descriptions stay."""
+    if isinstance(node, list):
+        return [_without_model_docs(item) for item in cast(list[Any], node)]
+    if not isinstance(node, dict):
+        return node
+    source = cast(dict[str, Any], node)
+    is_model = source.get("type") == "object"
+    return {k: _without_model_docs(v) for k, v in source.items() if not (is_model and k == "description")}
+
+
+def output_schema(view: type[View]) -> dict[str, Any]:
+    """The tool's `outputSchema`: the view's schema, compact and in the same portable subset as the
+    input schemas (no `additionalProperties`, `$ref`s inlined), an object at the top as MCP requires.
+    Optional fields are plain `T`: the view leaves out what it has no value for, never sends null."""
+    return copy.deepcopy(_cached_output_schema(view))
+
+
+def call_result(preview: PreviewSetting, rendered: Rendered, output: type[View] | None = None) -> CallToolResult:
     """The MCP form of a rendered result: text blocks (the last names the tasks' resources), the preview.
 
     No `resource_link` items: several frameworks turn them into file URLs that model APIs refuse,
@@ -97,8 +130,22 @@ def call_result(preview: PreviewSetting, rendered: Rendered) -> CallToolResult:
         data = base64.b64encode(rendered.preview.data).decode("ascii")
         content.append(ImageContent(data=data, mime_type=rendered.preview.mime))
     if rendered.is_error:
-        return CallToolResult(content=content, structured_content=rendered.structured, is_error=True)
+        # An error may leave structured content out (MCP requires it to match the outputSchema
+        # only on success), but what it does carry must still match: some clients check it anyway.
+        structured = rendered.structured if _conforms(rendered.structured, output) else None
+        return CallToolResult(content=content, structured_content=structured, is_error=True)
     return CallToolResult(content=content, structured_content=rendered.structured)
+
+
+def _conforms(structured: dict[str, Any] | None, output: type[View] | None) -> bool:
+    """Whether `structured` is a valid `output` (nothing, or nothing to check against, is)."""
+    if structured is None or output is None:
+        return True
+    try:
+        output.model_validate(structured)
+    except PydanticValidationError:
+        return False
+    return True
 
 
 def _progress(ctx: Context) -> Progress:

@@ -65,15 +65,19 @@ def make_tool(
     description: str,
     parameters: dict[str, Any],
     annotations: ToolAnnotations,
+    output_schema: dict[str, Any] | None = None,
 ) -> Tool:
-    """A tool with our schema whose function gets the Context as `ctx` and the raw arguments."""
+    """A tool with our schema whose function gets the Context as `ctx` and the raw arguments.
+
+    `output_schema` is published as given; the SDK does not check results against it (no output
+    model), since the function returns a finished CallToolResult."""
     return Tool(
         fn=fn,
         name=name,
         title=title,
         description=description,
         parameters=parameters,
-        fn_metadata=FuncMetadata(arg_model=_RawArguments),
+        fn_metadata=FuncMetadata(arg_model=_RawArguments, output_schema=output_schema),
         is_async=True,
         context_kwarg=CONTEXT_KWARG,
         annotations=annotations,

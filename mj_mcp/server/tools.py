@@ -51,6 +51,7 @@ from mj_mcp.results import (
     upload_result,
 )
 from mj_mcp.server.runtime import Runtime
+from mj_mcp.views import CancelView, PageView, SeedView, TaskListView, TaskView, UploadView, View
 
 __all__ = ["TOOLS", "JobControls", "NoControls", "ToolCall", "ToolSpec", "WaitControls"]
 
@@ -152,6 +153,8 @@ class ToolSpec(Generic[Req, Ctl]):
     description: str
     kind: Literal["job", "read", "destructive"]
     handler: Callable[[Runtime, ToolCall, Req, Ctl], Awaitable[Rendered]]
+    output: type[View] = TaskView
+    """The view its structured content is: the source of its outputSchema."""
 
     @property
     def name(self) -> str:
@@ -198,20 +201,20 @@ async def _get_task(rt: Runtime, call: ToolCall, request: FetchRequest, controls
 async def _list_tasks(rt: Runtime, call: ToolCall, request: ConditionRequest, controls: NoControls) -> Rendered:
     tasks = await rt.client.list_by_condition(request.ids)
     found = {t.id for t in tasks}
-    return tasks_result(tasks, missing=[i for i in request.ids if i not in found])
+    return tasks_result(tasks, missing=[i for i in request.ids if i not in found], saved=rt.jobs.saved_file)
 
 
 async def _query(rt: Runtime, call: ToolCall, request: QueryRequest, controls: NoControls) -> Rendered:
-    return page_result(await rt.client.query(request))
+    return page_result(await rt.client.query(request), saved=rt.jobs.saved_file)
 
 
 async def _recent(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: RecentControls) -> Rendered:
     tasks = sorted(await rt.client.recent(), key=lambda t: t.submit_time or 0, reverse=True)
-    return tasks_result([t for t in tasks if controls.keeps(t)][: controls.limit])
+    return tasks_result([t for t in tasks if controls.keeps(t)][: controls.limit], saved=rt.jobs.saved_file)
 
 
 async def _queue(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: ListControls) -> Rendered:
-    return tasks_result((await rt.client.queue())[: controls.limit])
+    return tasks_result((await rt.client.queue())[: controls.limit], saved=rt.jobs.saved_file)
 
 
 async def _seed(rt: Runtime, call: ToolCall, request: TaskIdRequest, controls: NoControls) -> Rendered:
@@ -245,8 +248,9 @@ def _read_tool(
     title: str,
     description: str,
     handler: Callable[[Runtime, ToolCall, Req, NoControls], Awaitable[Rendered]],
+    output: type[View],
 ) -> ToolSpec[Req, NoControls]:
-    return _reading(name, request, NoControls, title, description, handler)
+    return _reading(name, request, NoControls, title, description, handler, output)
 
 
 def _list_tool(
@@ -257,7 +261,7 @@ def _list_tool(
     handler: Callable[[Runtime, ToolCall, EmptyRequest, Ctl], Awaitable[Rendered]],
 ) -> ToolSpec[EmptyRequest, Ctl]:
     """A read of a whole list (no request body); its arguments say how much of it to show."""
-    return _reading(name, EmptyRequest, controls, title, description, handler)
+    return _reading(name, EmptyRequest, controls, title, description, handler, TaskListView)
 
 
 def _reading(
@@ -267,6 +271,7 @@ def _reading(
     title: str,
     description: str,
     handler: Callable[[Runtime, ToolCall, Req, Ctl], Awaitable[Rendered]],
+    output: type[View],
 ) -> ToolSpec[Req, Ctl]:
     return ToolSpec(
         endpoint=ENDPOINTS[name],
@@ -276,6 +281,7 @@ def _reading(
         description=description,
         kind="read",
         handler=handler,
+        output=output,
     )
 
 
@@ -343,6 +349,7 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         description="Upload images; returns their URLs (for image prompts). No task.",
         kind="job",
         handler=_upload,
+        output=UploadView,
     ),
     _job_tool(
         "show",
@@ -372,7 +379,12 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         handler=_get_task,
     ),
     _read_tool(
-        "list_tasks", ConditionRequest, "Get several tasks", "Get several tasks by id in one call.", _list_tasks
+        "list_tasks",
+        ConditionRequest,
+        "Get several tasks",
+        "Get several tasks by id in one call.",
+        _list_tasks,
+        TaskListView,
     ),
     _read_tool(
         "query_tasks",
@@ -380,6 +392,7 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         "Search tasks",
         "Page through tasks (pageNumber is 0-based), filtered by action, status, prompt text or state.",
         _query,
+        PageView,
     ),
     _list_tool("recent_tasks", RecentControls, "Recent tasks", "List the most recent tasks, newest first.", _recent),
     _list_tool("task_queue", ListControls, "Queue", "List the tasks waiting or running upstream.", _queue),
@@ -389,6 +402,7 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         "Image seed",
         "Get the seed of a finished image task (use --seed to get similar images).",
         _seed,
+        SeedView,
     ),
     ToolSpec(
         endpoint=ENDPOINTS["cancel_task"],
@@ -398,5 +412,6 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         description="Cancel a queued or running task. It ends as FAILURE/CANCEL; credits may not be refunded.",
         kind="destructive",
         handler=_cancel,
+        output=CancelView,
     ),
 )

@@ -64,7 +64,8 @@ class Simulator:
     `upstream` names the software it plays (`PROFILES`; default "plus", the permissive dialect
     it always played); for "new-api", `channel` names the proxy behind it ("plus" unless given;
     "trueai" or "novicezk": that proxy's routes, 404s and replies, relayed). Without `quirks`,
-    the profile's preset dialect is used; given `quirks` are used as they are (the profile's routes, prefixes, views and replies still apply).
+    the profile's preset dialect is used; given `quirks` are used as they are (the profile's
+    routes, prefixes, views and replies still apply).
     `clock` gives the tasks' times (Unix seconds) and holds delayed faults back; by default the
     wall clock. `job_seconds`, `api_key` and the fields of `quirks` may be changed between requests.
     `per_key=True` keeps each key's tasks apart, as real upstreams do (see `auth`): every request

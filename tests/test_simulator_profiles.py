@@ -16,7 +16,16 @@ import httpx2
 import pytest
 
 from mj_mcp.endpoints import ENDPOINTS
-from mj_mcp.simulator import DEFAULT_MODE, PROFILES, ManualClock, ProfileName, Quirks, Simulator, StandaloneApp
+from mj_mcp.simulator import (
+    DEFAULT_MODE,
+    PROFILES,
+    ChannelName,
+    ManualClock,
+    ProfileName,
+    Quirks,
+    Simulator,
+    StandaloneApp,
+)
 from mj_mcp.simulator.core import BANNED_REASON
 from mj_mcp.simulator.profiles import PROFILE_BY_NAME
 from tests.sim_http import JOB, NA_KEY, fetch, finished, imagine_done, png_uri, post, submit
@@ -53,11 +62,16 @@ def clock() -> ManualClock:
 
 @asynccontextmanager
 async def serving(
-    profile: ProfileName, clock: ManualClock, *, headers: dict[str, str] | None = None, **quirks: Any
+    profile: ProfileName,
+    clock: ManualClock,
+    *,
+    headers: dict[str, str] | None = None,
+    channel: ChannelName | None = None,
+    **quirks: Any,
 ) -> AsyncIterator[tuple[Simulator, httpx2.AsyncClient]]:
-    """The profile's simulator with a key, its preset quirks changed by `quirks`, and a client
-    that sends the key the way that software reads it."""
-    sim = Simulator(clock=clock, api_key=NA_KEY, seed=7, upstream=profile)
+    """The profile's simulator with a key (and new-api's `channel` behind it), its preset quirks
+    changed by `quirks`, and a client that sends the key the way that software reads it."""
+    sim = Simulator(clock=clock, api_key=NA_KEY, seed=7, upstream=profile, channel=channel)
     for name, value in quirks.items():
         setattr(sim.quirks, name, value)
     sent = HEADERS[profile] if headers is None else headers
@@ -248,26 +262,34 @@ async def test_each_profile_records_the_mode_a_job_really_runs_in(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("profile", "prefix"),
+    ("profile", "channel", "prefix"),
     [
-        ("trueai", "/fast"),
-        ("trueai", "/relax"),
-        ("novicezk", "/fast"),
-        ("novicezk", "/mj-fast"),
-        ("new-api", "/fast"),  # forwarded verbatim; its trueai channel has no such route
+        ("trueai", None, "/fast"),
+        ("trueai", None, "/relax"),
+        ("novicezk", None, "/fast"),
+        ("novicezk", None, "/mj-fast"),
+        ("new-api", "trueai", "/fast"),  # forwarded verbatim; a trueai channel has no such route
+        ("new-api", "novicezk", "/fast"),  # ... nor has a novicezk one, which says so in Spring's JSON
     ],
 )
 async def test_a_mode_prefix_the_upstream_does_not_route_is_its_404(
-    clock: ManualClock, profile: ProfileName, prefix: str
+    clock: ManualClock, profile: ProfileName, channel: ChannelName | None, prefix: str
 ) -> None:
-    async with serving(profile, clock) as (sim, client):
+    async with serving(profile, clock, channel=channel) as (sim, client):
         response = await client.post(f"{prefix}/mj/submit/imagine", json={"prompt": "a cat"})
     assert response.status_code == 404
     assert sim.tasks == {}
-    if profile == "novicezk":
+    if "novicezk" in (profile, channel):
         assert response.json()["path"] == f"{prefix}/mj/submit/imagine"
     else:
         assert response.content == b""
+
+
+@pytest.mark.anyio
+async def test_new_api_forwards_a_slash_mode_prefix_that_a_plus_channel_honours(clock: ManualClock) -> None:
+    async with serving("new-api", clock, channel="plus") as (sim, client):
+        task_id = await submit(client, "/relax/mj/submit/imagine", {"prompt": "a cat"})
+    assert sim.tasks[task_id].effective_mode == "RELAX"
 
 
 @pytest.mark.anyio

@@ -12,7 +12,8 @@ The layers mirror the real topology, outermost first:
 - `profiles` — the four upstreams it plays, `Simulator(upstream="plus" | "new-api" | "trueai" |
   "novicezk")` (`PROFILES`): each one's routes, 404 shape, speed-mode prefixes, account
   selection, banned prompts, task view and body limit, and its preset `Quirks`.
-- `newapi` — new-api in front of the upstream (`Quirks.new_api`): its own routes, checks and
+- `newapi` — new-api in front of the upstream (`Quirks.new_api`; `Simulator(upstream="new-api",
+  channel="plus" | "trueai" | "novicezk")` names the proxy behind it): its own routes, checks and
   records, forwarding to the upstream and rewriting the replies; `distributor` is its
   `Distribute` middleware (unmappable buttons, token model limits, no channel).
 - `auth` — the key check of whichever server is in front, in each dialect (`Quirks.auth`).
@@ -39,19 +40,21 @@ from mj_mcp.simulator.app import Simulator, SimulatorOptions
 from mj_mcp.simulator.clocks import ManualClock, WallClock
 from mj_mcp.simulator.core import FAIL_REASON, SimTask
 from mj_mcp.simulator.faults import Fault, FaultKind
-from mj_mcp.simulator.profiles import DEFAULT_MODE, PROFILES, Profile, ProfileName
+from mj_mcp.simulator.profiles import CHANNELS, DEFAULT_MODE, PROFILES, ChannelName, Profile, ProfileName
 from mj_mcp.simulator.quirks import DEFAULT_BANNED_WORDS, FAILING_MARKER, Quirks
 from mj_mcp.simulator.standalone import CALLBACK_TICK, StandaloneApp, run_simulator
 from mj_mcp.simulator.views import INSTANCE_ID
 
 __all__ = [
     "CALLBACK_TICK",
+    "CHANNELS",
     "DEFAULT_BANNED_WORDS",
     "DEFAULT_MODE",
     "FAILING_MARKER",
     "FAIL_REASON",
     "INSTANCE_ID",
     "PROFILES",
+    "ChannelName",
     "Fault",
     "FaultKind",
     "ManualClock",

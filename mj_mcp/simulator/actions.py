@@ -9,15 +9,25 @@ from typing import Any, Final, get_args
 
 from starlette.responses import Response
 
-from mj_mcp.models import CODE_SUCCESS, ActionRequest, ChangeAction, ChangeRequest, ModalRequest, SimpleChangeRequest
+from mj_mcp.models import (
+    CODE_EXISTED_MODAL,
+    CODE_SUCCESS,
+    ActionRequest,
+    ChangeAction,
+    ChangeRequest,
+    ModalRequest,
+    SimpleChangeRequest,
+)
 from mj_mcp.simulator.buttons import CHANGEABLE, KINDS, NZ_ACTIONS, REROLL_AS, Rule, buttons_of, rule_for
 from mj_mcp.simulator.core import Kind, ModalNeed, SimTask, TaskSpec
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import describe_text, model_family, normalize_prompt, numbered_line
 from mj_mcp.simulator.render import image_size
+from mj_mcp.simulator.views import full_view
 from mj_mcp.simulator.wire import (
     MSG_BAD_STATUS,
     MSG_BASE64,
+    MSG_EXISTS,
     MSG_OK,
     MSG_PARAM,
     MSG_PROMPT_EMPTY,
@@ -101,6 +111,8 @@ class Actions(Handlers):
             action = REROLL_AS.get(parent.action, parent.action)
             kind = "grid" if parent.kind == "upscale" else parent.kind
         index = int(match.groupdict().get("n") or parent.art_index or 1)
+        if self.quirks.repeat_exists:
+            self._refuse_a_repeat(parent, press.custom_id)
         self.check_queue()
         if rule.special == "all":
             return self._imagine_all(call, press, rule)
@@ -111,6 +123,17 @@ class Actions(Handlers):
         job = _Job(rule=rule, action=press.action or action, kind=kind, index=index, prompt=prompt, modal=modal)
         task = self._from_parent(call, press, job)
         return self.modal_reply(task) if modal else self.accepted(task.id)
+
+    def _refuse_a_repeat(self, parent: SimTask, custom_id: str) -> None:
+        """Code 21 "task exists" for a press the parent already had (`Quirks.repeat_exists`)."""
+        done = next(
+            (t for t in self.store.tasks.values() if (t.parent_id, t.custom_id) == (parent.id, custom_id)), None
+        )
+        if done is None:
+            return
+        snap = self.store.snapshot(done)
+        properties = {"status": snap.status, "imageUrl": full_view(done, snap)["imageUrl"]}
+        raise Answer(envelope(CODE_EXISTED_MODAL, MSG_EXISTS, self.result_id(done.id), properties))
 
     def _imagine_all(self, call: Call, press: Press, rule: Rule) -> Response:
         """Describe's "Imagine all": one imagine per described prompt, their ids joined by commas."""

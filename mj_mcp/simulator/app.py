@@ -28,7 +28,7 @@ from mj_mcp.simulator.core import SimTask, TaskStore
 from mj_mcp.simulator.faults import Fault, Faults
 from mj_mcp.simulator.media import Media
 from mj_mcp.simulator.newapi import NewApiGateway
-from mj_mcp.simulator.profiles import PROFILE_BY_NAME, Prefix, PrefixStyle, Profile, ProfileName
+from mj_mcp.simulator.profiles import PROFILE_BY_NAME, ChannelName, Prefix, PrefixStyle, Profile, ProfileName, new_api
 from mj_mcp.simulator.quirks import Quirks
 from mj_mcp.simulator.upstream import Upstream
 from mj_mcp.simulator.views import upstream_view
@@ -54,6 +54,7 @@ class SimulatorOptions(TypedDict, total=False):
     quirks: Quirks | None
     seed: int | None
     upstream: ProfileName
+    channel: ChannelName | None
     per_key: bool
 
 
@@ -61,8 +62,10 @@ class Simulator:
     """The fake upstream. `sim.app` is the ASGI app; `sim.transport()` plugs it into httpx2.
 
     `upstream` names the software it plays (`PROFILES`; default "plus", the permissive dialect
-    it always played). Without `quirks`, the profile's preset dialect is used; given `quirks`
-    are used as they are (the profile's routes, prefixes, views and replies still apply).
+    it always played); for "new-api", `channel` names the proxy behind it ("plus" unless given;
+    "trueai" or "novicezk": that proxy's routes, 404s and replies, relayed). Without `quirks`,
+    the profile's preset dialect is used; given `quirks` are used as they are (the profile's
+    routes, prefixes, views and replies still apply).
     `clock` gives the tasks' times (Unix seconds) and holds delayed faults back; by default the
     wall clock. `job_seconds`, `api_key` and the fields of `quirks` may be changed between requests.
     `per_key=True` keeps each key's tasks apart, as real upstreams do (see `auth`): every request
@@ -81,11 +84,10 @@ class Simulator:
         quirks: Quirks | None = None,
         seed: int | None = None,
         upstream: ProfileName = "plus",
+        channel: ChannelName | None = None,
         per_key: bool = False,
     ) -> None:
-        if upstream not in PROFILE_BY_NAME:
-            raise ValueError(f"unknown upstream {upstream!r}; one of {', '.join(PROFILE_BY_NAME)}")
-        self.profile: Profile = PROFILE_BY_NAME[upstream]
+        self.profile: Profile = _profile(upstream, channel)
         clock = clock if clock is not None else WallClock()
         quirks = quirks if quirks is not None else Quirks(**self.profile.preset)
         self.store = TaskStore(clock=clock, job_seconds=job_seconds, quirks=quirks, seed=seed, profile=self.profile)
@@ -241,6 +243,16 @@ class Simulator:
             if self.quirks.new_api:
                 return await self.gateway.handle(request, path, prefix)
             return await self.upstream.handle(request, path, prefix)
+
+
+def _profile(upstream: ProfileName, channel: ChannelName | None) -> Profile:
+    if upstream not in PROFILE_BY_NAME:
+        raise ValueError(f"unknown upstream {upstream!r}; one of {', '.join(PROFILE_BY_NAME)}")
+    if channel is None:
+        return PROFILE_BY_NAME[upstream]
+    if PROFILE_BY_NAME[upstream].channel is None:
+        raise ValueError(f"only new-api has a channel behind it, not {upstream!r}")
+    return new_api(channel)
 
 
 def _prefix(dash: str | None, word: str, text: str) -> Prefix:

@@ -2,7 +2,8 @@
 
 `Simulator(upstream=NAME)` picks one: `plus` (midjourney-proxy-plus as openai-hk and the seeds
 document it, and today's permissive default), `trueai` (trueai-org midjourney-proxy), `novicezk`
-(the original midjourney-proxy) and `new-api` (a new-api gateway in front of a trueai upstream).
+(the original midjourney-proxy) and `new-api` (a new-api gateway in front of a proxy: its
+`channel`, a PLUS one unless `Simulator(channel=...)` names trueai or novicezk).
 Every fact comes from the upstream audit of issue 13 (sections A, B, D and E); the layers ask the profile
 instead of comparing its name. A profile also presets the `Quirks` of its dialect (auth, unknown
 fetch, new-api in front); a test that passes its own `Quirks` keeps them as given.
@@ -10,23 +11,29 @@ fetch, new-api in front); a test that passes its own `Quirks` keeps them as give
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 __all__ = [
+    "CHANNELS",
+    "DEFAULT_CHANNEL",
     "DEFAULT_MODE",
     "NOVICEZK",
     "PLUS",
     "PROFILES",
     "PROFILE_BY_NAME",
     "TRUEAI",
+    "ChannelName",
     "Prefix",
     "PrefixStyle",
     "Profile",
     "ProfileName",
+    "new_api",
 ]
 
 ProfileName = Literal["plus", "new-api", "trueai", "novicezk"]
+ChannelName = Literal["plus", "trueai", "novicezk"]
+"""The proxy software behind new-api (its channel type)."""
 PROFILES: Final[tuple[ProfileName, ...]] = ("plus", "new-api", "trueai", "novicezk")
 """The names `Simulator(upstream=...)` and `mj-mcp simulate --upstream` accept."""
 
@@ -77,6 +84,8 @@ class Profile:
     """Describe also takes an image URL in `link` (TA)."""
     body_limit: int | None = None
     """The largest request body in bytes (TA: Kestrel's 30 MB), or None."""
+    channel: ChannelName | None = None
+    """new-api only: the proxy behind it, whose facts the other fields are."""
     preset: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
     """The `Quirks` fields of this dialect, when the caller passes no `Quirks` of its own."""
 
@@ -124,20 +133,35 @@ NOVICEZK: Final = Profile(
 """novicezk/midjourney-proxy v2.6.3 (Spring Boot, context path /mj). Outside `/mj` Tomcat
 would answer, which the audit could not verify; the simulator answers Spring's JSON there too."""
 
-NEW_API: Final = Profile(
-    name="new-api",
-    # new-api relays change (its router has it; simple-change dies in its distributor), and the
-    # contract takes change to work there: the channel behind is played as one that serves it.
-    lacks=TRUEAI.lacks - {"change"},
-    mode_routes=TRUEAI.mode_routes,
-    nested_selection=True,
-    banned_later=True,
-    shows_effective_mode=True,
-    describe_link=True,
-    body_limit=TRUEAI.body_limit,
-    preset={"auth": "new-api", "new_api": True, "unknown_fetch": "204"},
-)
-"""A new-api gateway in front of a trueai upstream: the upstream facts are TRUEAI's; the
-gateway in front (`Quirks.new_api`) is `mj_mcp.simulator.newapi`."""
+PROFILE_BY_NAME: Final[dict[ProfileName, Profile]] = {p.name: p for p in (PLUS, TRUEAI, NOVICEZK)}
 
-PROFILE_BY_NAME: Final[dict[ProfileName, Profile]] = {p.name: p for p in (PLUS, NEW_API, TRUEAI, NOVICEZK)}
+CHANNELS: Final[tuple[ChannelName, ...]] = ("plus", "trueai", "novicezk")
+"""The proxies `Simulator(upstream="new-api", channel=...)` can put behind new-api."""
+DEFAULT_CHANNEL: Final[ChannelName] = "plus"
+"""The channel behind new-api when none is named: a PLUS proxy, what resellers mostly front, and
+the one channel type that serves every route new-api relays (change and the buttons alike)."""
+_GATEWAY: Final[dict[str, Any]] = {"auth": "new-api", "new_api": True}
+"""The `Quirks` new-api in front sets over its channel's."""
+
+
+def new_api(channel: ChannelName = DEFAULT_CHANNEL) -> Profile:
+    """new-api in front of a `channel` proxy: the channel's facts (routes, prefixes, 404s,
+    account selection, banned prompts, task view, body limit) behind the gateway
+    (`Quirks.new_api`, `mj_mcp.simulator.newapi`).
+
+    new-api forwards each route it relays to the same path on the channel, so what works depends
+    on the channel (relay/mjproxy_handler.go; the upstream audit of issue 13 A1, A4): `change`
+    reaches `/mj/submit/change` (a trueai channel answers its empty 404, which new-api relays
+    with the channel's status); a button reaches `/mj/submit/action` (a novicezk channel answers
+    its Spring 404); simple-change never leaves the gateway (its distributor answers 503 "no
+    channel" whatever the channel).
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    behind = PROFILE_BY_NAME[channel]
+    return replace(behind, name="new-api", channel=channel, preset={**behind.preset, **_GATEWAY})
+
+
+NEW_API: Final = new_api()
+"""A new-api gateway in front of the default channel."""
+PROFILE_BY_NAME["new-api"] = NEW_API

@@ -51,6 +51,11 @@ class Quirks:
     upstream's state at the last multiple of this on the clock, and status "" / "0%" (buttons
     and properties null) before its first read. 0: the copy is always current, and a job shows
     as "" / "0%" until it has started."""
+    repeat_exists: bool = False
+    """Pressing a button a task already pressed (an upscale, variation or change done before) answers
+    code 21 "任务已存在" with the earlier task's id and its `status`/`imageUrl` in properties:
+    "task already exists", as NZ's and PLUS's docs describe 21 (the upstream audit of issue 13 B6);
+    otherwise every press makes a new task."""
     auth: Literal["any", "nz", "ta", "new-api"] = "any"
     """Which headers carry the key (docs/upstream-api.md §1.1), when the simulator has an `api_key`:
     "any" accepts every style (`Authorization: Bearer k`, `Authorization: k`, `mj-api-secret: k`);

@@ -285,7 +285,7 @@ def _without_checks(prop: dict[str, Any]) -> dict[str, Any]:
 
 def _number(value: float) -> float | int:
     # 300, not 300.0: what a model reads, and what it would write.
-    return int(value) if value.is_integer() else value
+    return int(value) if float(value).is_integer() else value
 
 
 def surface_bytes(tools: Iterable[Mapping[str, Any]]) -> int:

@@ -50,7 +50,18 @@ from mj_mcp.results import (
 )
 from mj_mcp.server.runtime import Runtime
 
-__all__ = ["TOOLS", "JobControls", "NoControls", "ToolCall", "ToolSpec", "WaitControls"]
+__all__ = [
+    "TOOLS",
+    "JobControls",
+    "ListControls",
+    "NoControls",
+    "RecentControls",
+    "ToolCall",
+    "ToolSpec",
+    "WaitControls",
+    "local_now",
+    "newest_since",
+]
 
 
 # -- control arguments ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ told to expect one at least every 10 s, so that a silent wait reads as alive; ha
 leaves room for a slow poll."""
 
 Transport = Literal["stdio", "streamable-http", "sse"]
+ToolFields = Literal["lean", "full"]
+"""MJ_TOOL_FIELDS: the fields an agent needs, or every DTO field (account selection and callbacks too)."""
 
 
 def default_output_dir() -> Path:
@@ -80,6 +82,11 @@ class Settings(BaseSettings):
     )
     account_filter: Annotated[AccountSelection | None, NoDecode] = Field(
         default=None, description='account selection for every job, as JSON, e.g. {"instanceId":"123"}'
+    )
+    tool_fields: ToolFields = Field(
+        default="lean",
+        description="lean: tools list the fields an agent needs; full: every DTO field (account selection, "
+        "notifyHook, state) as well",
     )
     output_dir: Annotated[Path | None, NoDecode] = Field(
         default_factory=default_output_dir, description="where images are saved; 'off' to disable"
@@ -156,7 +163,7 @@ class Settings(BaseSettings):
                 values[field] = default
         return values
 
-    @field_validator("auth_header", "mode", "log_level", "upstream", "mode_prefix", mode="before")
+    @field_validator("auth_header", "mode", "log_level", "upstream", "mode_prefix", "tool_fields", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
         """These values match in any letter case: give back the allowed spelling."""

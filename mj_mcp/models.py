@@ -61,7 +61,10 @@ AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
 Motion = Literal["low", "high"]
 ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
-QueryAction = Literal["IMAGINE", "UPSCALE", "VARIATION", "ZOOM", "PAN", "DESCRIBE", "BLEND", "SHORTEN", "SWAP_FACE"]
+QueryAction = Literal[
+    "IMAGINE", "UPSCALE", "VARIATION", "REROLL", "ZOOM", "PAN", "DESCRIBE", "BLEND", "SHORTEN", "SWAP_FACE",
+    "VIDEO", "EDIT",
+]  # fmt: skip
 QueryStatus = Literal["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL"]
 """The `Status` names, in its order (tests hold the two equal). A Literal rather than the enum, so
 that the query's schema and its validation errors list plain strings."""
@@ -126,7 +129,7 @@ Modes = Annotated[
     Field(description="Allowed account modes."),
 ]
 Remix = Annotated[bool | None, Field(description="Account remix filter.")]
-TaskId = Annotated[str, Field(min_length=1, max_length=64, description="Task id, as returned by a submit.")]
+TaskId = Annotated[str, Field(min_length=1, max_length=64, description="Task id.")]
 ImageInput = Annotated[str, Field(min_length=1)]
 """An image: data URI, raw base64, an http(s) URL, or a local file path (field descriptions say so)."""
 
@@ -134,7 +137,7 @@ ImageInput = Annotated[str, Field(min_length=1)]
 class _AccountSelection(WireModel):
     """Fields shared by the PLUS-style submits that pick an upstream account."""
 
-    bot_type: BotType | None = Field(default=None, description="NIJI_JOURNEY: anime model.")
+    bot_type: BotType | None = Field(default=None, description="NIJI: anime.")
     instance_id: InstanceId = None
     modes: Modes = None
     remix: Remix = None
@@ -148,15 +151,12 @@ class ImagineRequest(_AccountSelection):
     prompt: str = Field(
         min_length=1,
         max_length=8192,
-        description=(
-            "What to draw, in Midjourney syntax: subject, style, then parameters such as "
-            "--ar 16:9, --v 7, --stylize 250, --no text."
-        ),
+        description="Subject, style, then parameters: --ar 16:9, --niji 6, --no text.",
     )
     base64_array: list[ImageInput] | None = Field(
         default=None,
         max_length=5,
-        description="Image prompts (up to 5): data URIs, base64, URLs or file paths.",
+        description="Image prompts.",
     )
 
 
@@ -166,37 +166,32 @@ class BlendRequest(_AccountSelection):
     base64_array: list[ImageInput] = Field(
         min_length=2,
         max_length=5,
-        description="2 to 5 images to blend: data URIs, base64, URLs or file paths.",
+        description="The images.",
     )
-    dimensions: Dimensions | None = Field(
-        default=None, description="PORTRAIT (2:3), SQUARE (1:1, default) or LANDSCAPE (3:2)."
-    )
+    dimensions: Dimensions | None = Field(default=None, description="2:3, 1:1 (default) or 3:2.")
 
 
 class DescribeRequest(_AccountSelection):
     """describeDTO: `POST /mj/submit/describe`."""
 
-    base64: ImageInput = Field(description="The image to describe: data URI, base64, URL or file path.")
+    base64: ImageInput = Field(description="The image.")
     link: SkipJsonSchema[str | None] = None  # trueai: an image URL sent as is (the server fills it in)
 
 
 class ShortenRequest(_AccountSelection):
     """shortenDTO: `POST /mj/submit/shorten`."""
 
-    prompt: str = Field(min_length=1, max_length=8192, description="The long prompt to analyse and shorten.")
+    prompt: str = Field(min_length=1, max_length=8192, description="The prompt.")
 
 
 class ActionRequest(WireModel):
     """actionDTO: `POST /mj/submit/action` (press a button of a finished task)."""
 
-    task_id: TaskId = Field(description="Id of the finished task whose button to press.")
+    task_id: TaskId = Field(description="The task whose button to press.")
     custom_id: str = Field(
         min_length=1,
         max_length=512,
-        description=(
-            "The button: its customId, or its label/emoji as shown on the task "
-            "(U1-U4, V1-V4, 🔄, 'Vary (Strong)', 'Zoom Out 2x', ⬅️ ...)."
-        ),
+        description="Label as shown (U2, 🔄, Vary (Strong), pan left) or customId.",
     )
     notify_hook: NotifyHook = None
     state: State = None
@@ -205,16 +200,9 @@ class ActionRequest(WireModel):
 class ModalRequest(WireModel):
     """modalDTO: `POST /mj/submit/modal` (confirm a task waiting in MODAL status)."""
 
-    task_id: TaskId = Field(description="Id of the MODAL task returned by action.")
-    prompt: str | None = Field(
-        default=None,
-        max_length=8192,
-        description="Prompt for the job; Custom Zoom needs '--zoom 1..2' in it (e.g. 'cat --zoom 1.5').",
-    )
-    mask_base64: str | None = Field(
-        default=None,
-        description="Vary Region mask (white = repaint): data URI, base64, URL or file path.",
-    )
+    task_id: TaskId = Field(description="The MODAL task.")
+    prompt: str | None = Field(default=None, max_length=8192, description="Custom Zoom: with --zoom 1-2.")
+    mask_base64: str | None = Field(default=None, description="Vary (Region): white = repaint, image's size.")
 
 
 class AccountFilter(WireModel):
@@ -226,10 +214,8 @@ class AccountFilter(WireModel):
 class SwapFaceRequest(WireModel):
     """swapFaceDTO: `POST /mj/insight-face/swap`."""
 
-    source_base64: ImageInput = Field(description="The face to use: data URI, base64, URL or file path.")
-    target_base64: ImageInput = Field(
-        description="The picture whose face is replaced: data URI, base64, URL or file path."
-    )
+    source_base64: ImageInput = Field(description="The face.")
+    target_base64: ImageInput = Field(description="The picture whose face is replaced.")
     account_filter: AccountFilter | None = Field(default=None, description="Pick the upstream account.")
     notify_hook: NotifyHook = None
     state: State = None
@@ -238,9 +224,9 @@ class SwapFaceRequest(WireModel):
 class VideoRequest(WireModel):
     """video: `POST /mj/submit/video` (animate an image)."""
 
-    prompt: str = Field(min_length=1, max_length=8192, description="What should happen in the video.")
-    image: str | None = Field(default=None, description="First frame: an image URL, data URI, base64 or file path.")
-    motion: Motion | None = Field(default=None, description="Amount of motion: low (default) or high.")
+    prompt: str = Field(min_length=1, max_length=8192, description="What happens.")
+    image: str | None = Field(default=None, description="First frame.")
+    motion: Motion | None = Field(default=None, description="low (default) or high.")
     notify_hook: NotifyHook = None
     state: State = None
 
@@ -248,8 +234,8 @@ class VideoRequest(WireModel):
 class EditsRequest(WireModel):
     """edits: `POST /mj/submit/edits` (edit an image by instruction)."""
 
-    prompt: str = Field(min_length=1, max_length=8192, description="The edit to make, e.g. 'white background'.")
-    image: ImageInput = Field(description="The image to edit: URL, data URI, base64 or file path.")
+    prompt: str = Field(min_length=1, max_length=8192, description="The edit, e.g. 'white background'.")
+    image: ImageInput = Field(description="The image.")
     notify_hook: NotifyHook = None
     state: State = None
 
@@ -257,9 +243,7 @@ class EditsRequest(WireModel):
 class UploadRequest(WireModel):
     """upload: `POST /mj/submit/upload-discord-images` (host images, get URLs back)."""
 
-    base64_array: list[ImageInput] = Field(
-        min_length=1, max_length=10, description="Images to upload: data URIs, base64, URLs or file paths."
-    )
+    base64_array: list[ImageInput] = Field(min_length=1, max_length=10, description="The images.")
 
 
 class ShowRequest(WireModel):
@@ -268,7 +252,7 @@ class ShowRequest(WireModel):
     job_id: str = Field(
         min_length=1,
         max_length=2048,
-        description="The Midjourney job id (a UUID) or an image URL that contains it.",
+        description="Job id (UUID) or an image URL with it.",
     )
     notify_hook: NotifyHook = None
     state: State = None
@@ -277,13 +261,13 @@ class ShowRequest(WireModel):
 class ChangeRequest(WireModel):
     """changeDTO: `POST /mj/submit/change` (U/V/reroll by index, the older API)."""
 
-    task_id: TaskId = Field(description="Id of the finished grid task.")
-    action: ChangeAction = Field(description="UPSCALE, VARIATION or REROLL.")
+    task_id: TaskId = Field(description="The grid task.")
+    action: ChangeAction = Field(description="What to do.")
     index: int | None = Field(
         default=None,
         ge=1,
         le=4,
-        description="Which image of the grid (1-4); needed for UPSCALE and VARIATION.",
+        description="Grid image (UPSCALE, VARIATION).",
     )
     notify_hook: NotifyHook = None
     state: State = None
@@ -303,7 +287,7 @@ class SimpleChangeRequest(WireModel):
     content: str = Field(
         min_length=1,
         max_length=128,
-        description="'<taskId> <U1..U4|V1..V4|R>', e.g. '1320098173412546 U2'.",
+        description="'<taskId> U2': U1-U4, V1-V4 or R.",
     )
     notify_hook: NotifyHook = None
     state: State = None
@@ -319,19 +303,17 @@ class ConditionRequest(WireModel):
     """conditionDTO: `POST /mj/task/list-by-condition`."""
 
     ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        min_length=1, max_length=500, description="Task ids to look up."
+        min_length=1, max_length=500, description="Task ids."
     )
 
 
 class QueryRequest(WireModel):
     """The paged query: `POST /mj/task/query` (Spring Data page)."""
 
-    page_number: int = Field(default=0, ge=0, description="Page to read, 0-based.")
+    page_number: int = Field(default=0, ge=0, description="0-based.")
     page_size: int = Field(default=10, ge=1, le=100, description="Tasks per page.")
     sort: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z]+,(asc|desc)$",
-        description="'<field>,asc' or '<field>,desc', e.g. 'submitTime,desc'.",
+        default="submitTime,desc", pattern=r"^[A-Za-z]+,(asc|desc)$", description="Field,asc|desc."
     )
     id: str | None = Field(default=None, description="Filter: task id.")
     ids: list[str] | None = Field(default=None, description="Filter: task ids.")

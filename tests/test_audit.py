@@ -212,10 +212,13 @@ async def test_a7_each_profile_sends_the_key_in_the_header_its_software_reads(up
 
 async def test_b2_trueai_gets_account_selection_inside_account_filter() -> None:
     selection = {"instanceId": "1118138338562560102", "remix": False}
-    async with session("trueai") as s:
+    async with session("trueai", account_filter=selection) as s:  # MJ_ACCOUNT_FILTER, the lean way
+        task = await s.ok("imagine", {"prompt": "a lighthouse"})
+        assert s.sim.tasks[task["id"]].selection == selection
+    async with session("trueai", tool_fields="full") as s:  # or per call, with every DTO field listed
         task = await s.ok("imagine", {"prompt": "a lighthouse", **selection})
         assert s.sim.tasks[task["id"]].selection == selection
-    async with session("plus", plays="trueai", auth_header="mj-api-secret") as s:
+    async with session("plus", plays="trueai", auth_header="mj-api-secret", tool_fields="full") as s:
         task = await s.ok("imagine", {"prompt": "a lighthouse", **selection})
         assert s.sim.tasks[task["id"]].selection == {}  # top level: silently dropped
 

@@ -236,7 +236,9 @@ async def test_submits_carry_the_hook_and_a_wait_follows_the_callbacks_not_the_p
 async def test_a_notify_hook_given_by_the_caller_is_kept(
     settings: Settings, mj: MjClient, sim: Simulator, clock: FakeClock
 ) -> None:
-    async with callback_session(settings, mj, sim, clock) as (client, _receiver):
+    # Only MJ_TOOL_FIELDS=full offers notifyHook (lean refuses it: tests/test_surface.py).
+    full = settings.model_copy(update={"tool_fields": "full"})
+    async with callback_session(full, mj, sim, clock) as (client, _receiver):
         with anyio.fail_after(20):
             result = await client.call_tool(
                 "imagine", {"prompt": "a fox", "notifyHook": "https://93.184.216.34/hook", "wait": False}

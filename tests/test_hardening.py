@@ -79,7 +79,8 @@ def audit_lines(settings: Settings) -> list[dict[str, Any]]:
 async def test_every_started_job_is_one_audit_line_without_image_data_or_the_key(
     settings: Settings, clock: FakeClock
 ) -> None:
-    async with keyed_client(settings, clock, mode="fast") as (client, _sim):
+    # MJ_TOOL_FIELDS=full: a per-call mode on shorten (lean leaves it to MJ_MODE, as shorten renders nothing).
+    async with keyed_client(settings, clock, mode="fast", tool_fields="full") as (client, _sim):
         grid = await call(client, "imagine", {"prompt": "a fox", "base64Array": [data_uri()], "wait": False})
         assert not grid.is_error, text(grid)
         assert grid.structured_content is not None
@@ -197,8 +198,10 @@ async def test_random_arguments_always_give_a_result_never_a_traceback_or_the_ke
 async def test_a_notify_hook_into_an_internal_network_is_refused_and_nothing_is_submitted(
     settings: Settings, hook: str
 ) -> None:
-    """The upstream would POST every task to it: a prompt-injected agent must not aim it inside."""
-    async with keyed_client(settings, FakeClock()) as (client, sim):
+    """The upstream would POST every task to it: a prompt-injected agent must not aim it inside.
+
+    (Only MJ_TOOL_FIELDS=full offers notifyHook; lean refuses it before this check.)"""
+    async with keyed_client(settings, FakeClock(), tool_fields="full") as (client, sim):
         result = await call(client, "imagine", {"prompt": "a fox", "notifyHook": hook, "wait": False})
     assert result.is_error
     assert "notifyHook URL" in assert_clear(result)
@@ -206,7 +209,7 @@ async def test_a_notify_hook_into_an_internal_network_is_refused_and_nothing_is_
 
 
 async def test_a_public_notify_hook_is_passed_on(settings: Settings) -> None:
-    async with keyed_client(settings, FakeClock()) as (client, sim):
+    async with keyed_client(settings, FakeClock(), tool_fields="full") as (client, sim):
         result = await call(
             client, "imagine", {"prompt": "a fox", "notifyHook": "https://93.184.216.34/h", "wait": False}
         )

@@ -25,13 +25,13 @@ from mcp.types import (
 from PIL import Image
 from pydantic.json_schema import SkipJsonSchema
 
-from mj_mcp.config import Settings
+from mj_mcp.config import Settings, ToolFields
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.media import Preview
 from mj_mcp.results import Link, Rendered, error_result
 from mj_mcp.server import TOOLS
 from mj_mcp.server.dispatch import call_result
-from mj_mcp.server.schema import arguments_model, input_schema, model_schema, portable
+from mj_mcp.server.schema import Surface, arguments_model, input_schema, model_schema, portable
 from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import ServerFactory
@@ -81,8 +81,13 @@ async def test_tools_list_has_exactly_the_twenty_tools_of_the_interface(client: 
     assert sorted(names) == sorted(TOOL_NAMES)
 
 
-async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_controls(client: Client) -> None:
-    for tool in (await client.list_tools()).tools:
+@pytest.mark.parametrize("tool_fields", ["lean", "full"])
+async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_controls(
+    make_server: ServerFactory, mode: str, tool_fields: ToolFields
+) -> None:
+    async with Client(make_server(tool_fields=tool_fields), mode=mode) as client:  # type: ignore[arg-type]
+        tools = (await client.list_tools()).tools
+    for tool in tools:
         model = ENDPOINTS[tool.name].request
         # Fields the server fills in itself (trueai's describe `link`) are not offered to the model.
         fields = {
@@ -101,6 +106,7 @@ async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_contr
             expected |= {"wait", "timeout"}
         if tool.name in ("recent_tasks", "task_queue"):
             expected |= {"limit", "since"} if tool.name == "recent_tasks" else {"limit"}
+        expected -= Surface(tool_fields).hidden(model)  # lean: MJ_TOOL_FIELDS leaves these out
         assert set(schema["properties"]) == expected, tool.name
         assert set(schema.get("required", [])) == required, tool.name
         assert "$defs" not in schema
@@ -112,8 +118,9 @@ async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_contr
         assert len(tool.description) < 400
 
 
-async def test_the_interface_fields_and_enums_are_in_the_schemas(client: Client) -> None:
-    tools = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+async def test_the_interface_fields_and_enums_are_in_the_schemas(make_server: ServerFactory, mode: str) -> None:
+    async with Client(make_server(tool_fields="full"), mode=mode) as client:  # type: ignore[arg-type]
+        tools = {t.name: t.input_schema for t in (await client.list_tools()).tools}
     assert tools["imagine"]["required"] == ["prompt"]
     assert {"base64Array", "botType", "instanceId", "modes", "remix", "notifyHook", "state"} <= set(
         tools["imagine"]["properties"]
@@ -177,7 +184,8 @@ async def test_the_readme_lists_every_tool_as_tools_list_describes_it(client: Cl
     for tool in tools:
         endpoint = ENDPOINTS[tool.name]
         description = (tool.description or "").replace("|", "\\|")
-        row = f"| `{tool.name}` | {tool.title} | `{endpoint.method} {endpoint.path}` | {description} |"
+        title = tool.annotations.title if tool.annotations else None
+        row = f"| `{tool.name}` | {title} | `{endpoint.method} {endpoint.path}` | {description} |"
         assert row in section
 
 

@@ -18,7 +18,7 @@ module may use results, schema, sdk_glue.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -35,21 +35,47 @@ from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.prompts import register_prompts
 from mj_mcp.server.resources import register_resources
 from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime
+from mj_mcp.server.schema import Surface
 from mj_mcp.server.sdk_glue import LegacyTasksWire, answer_unknown_tools, serve_subscriptions
 from mj_mcp.server.tasks import McpTasks, TasksExtension
 from mj_mcp.server.tenants import Tenants
 from mj_mcp.server.tools import TOOLS, ToolSpec
 
-__all__ = ["INSTRUCTIONS", "TOOLS", "MjServer", "Runtime", "ToolSpec", "create_server"]
+__all__ = ["TOOLS", "MjServer", "Runtime", "ToolSpec", "create_server", "server_instructions"]
 
-INSTRUCTIONS: Final = """\
-Midjourney image generation through a midjourney-proxy API.
-Start with `imagine` (it waits and shows the picture); then press the task's buttons with \
-`action` (U1-U4 upscale one image of the grid, V1-V4 vary it, 🔄 re-roll; on an upscale: \
-'Vary (Strong)', 'Zoom Out 2x', pans ...). Jobs that need one more input come back in MODAL \
-status: finish them with `modal`. `describe` turns an image into prompts, `shorten` trims a \
-prompt, `blend` mixes 2-5 images. Images can be given as file paths, URLs or data URIs. \
-If a wait times out, `get_task` with wait=true continues it."""
+
+def server_instructions(settings: Settings) -> str:
+    """What a model is told once, at the start: the way to work, the folders, what every job tool shares.
+
+    It names only tools this upstream offers (novicezk has no buttons but U/V by index)."""
+    offers = settings.profile.offers
+    folders = ", ".join(str(d) for d in settings.readable_dirs)
+    out = settings.output_dir
+    press = (
+        "3. action with a button label from the result (U2, V1, 🔄; on an upscale: Vary (Strong), Zoom Out 2x, "
+        "pan left, Animate)."
+        if offers("action")
+        else "3. change with UPSCALE or VARIATION and the grid image's index (1-4)."
+    )
+    reads = (("recent_tasks", "recent_tasks (since='today': today's work)"), ("query_tasks", "query_tasks"))
+    history = [said for name, said in reads if offers(name)]
+    lines = [
+        "Midjourney through a midjourney-proxy API. The way to work:",
+        "1. imagine with a prompt; it waits and shows the 2x2 grid.",
+        "2. Look at the preview.",
+        press,
+        "Job tools wait (wait=true) up to timeout seconds, then return the running task: get_task with "
+        "wait=true goes on." + (" A MODAL result needs modal." if offers("modal") else ""),
+        "An image argument is a file path, an http(s) URL, a data URI, or an image made here: a task id, "
+        "<taskId>#<n> (grid image n) or mj://tasks/<taskId>/image.",
+        f"Image files are read from: {folders}." if folders else "No folder is open for image files (MJ_ALLOWED_DIRS).",
+        f"Results are saved in {out.expanduser().resolve()}." if out is not None else "Saving is off.",
+    ]
+    if history:
+        lines.append(f"History: {', '.join(history)}.")
+    if settings.read_only:
+        lines.append("This server is read-only (MJ_READ_ONLY): it reads tasks and starts none.")
+    return "\n".join(lines)
 
 
 class MjServer(MCPServer[Opened]):
@@ -104,12 +130,13 @@ def create_server(
     task_tools = frozenset(s.name for s in specs if s.endpoint.creates_task)
     mcp_tasks = McpTasks(task_tools, clock=clock, poll_interval_ms=round(settings.poll_interval * 1000))
     holder = Holder(lambda: mcp_tasks.running(open_runtime()))
-    tools = [build_tool(spec, holder, preview=settings.preview) for spec in specs]
+    surface = Surface.of(settings)
+    tools = [build_tool(spec, holder, preview=settings.preview, surface=surface) for spec in specs]
     server = MjServer(
         holder,
         title="Midjourney (mj-mcp)",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=server_instructions(settings),
         website_url="https://github.com/mj-mcp/mj-mcp",
         tools=tools,
         log_level=settings.log_level,

@@ -26,7 +26,7 @@ from mj_mcp.jobs import Progress
 from mj_mcp.models import Task
 from mj_mcp.results import Rendered, describe_status, error_result
 from mj_mcp.server.runtime import Holder
-from mj_mcp.server.schema import CompactSchema, arguments_model, inline_refs, input_schema, portable
+from mj_mcp.server.schema import AS_MODELS, CompactSchema, Surface, arguments_model, inline_refs, portable
 from mj_mcp.server.sdk_glue import make_tool
 from mj_mcp.server.tools import ToolCall, ToolSpec
 from mj_mcp.views import View
@@ -39,11 +39,13 @@ PreviewSetting = Literal["image", "none"]
 """MJ_PREVIEW: whether results carry the picture as an image item."""
 
 
-def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSetting = "image") -> Tool:
+def build_tool(
+    spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSetting = "image", surface: Surface = AS_MODELS
+) -> Tool:
     """The MCP tool for `spec`: schema and validation from its models, errors as results."""
     request_fields = _wire_names(spec.request)
     control_fields = _wire_names(spec.controls)
-    parameters = input_schema(spec.request, spec.controls)
+    parameters = surface.schema(spec.request, spec.controls)
     required = frozenset(cast(list[str], parameters.get("required", [])))
     output = spec.output
 
@@ -51,6 +53,8 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
         # Some frameworks send every argument, filling the ones the model left out with null, ""
         # or []: for an optional argument each of those means "not given".
         given = {k: v for k, v in arguments.items() if k in required or not _blank(v)}
+        if (refusal := surface.refusal(spec.name, spec.request, given)) is not None:
+            return call_result(preview, error_result(refusal))
         try:
             parsed = arguments_model(spec.name, spec.request, spec.controls).model_validate(given)
         except PydanticValidationError as exc:
@@ -81,7 +85,7 @@ def build_tool(spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSett
     return make_tool(
         run_tool,
         name=spec.name,
-        title=spec.title,
+        title=None,  # in the annotations: clients show it, and models are not given it (see `_annotations`)
         description=spec.description,
         parameters=parameters,
         annotations=_annotations(spec),
@@ -162,7 +166,10 @@ def _progress(ctx: Context) -> Progress:
 
 def _annotations(spec: ToolSpec[Any, Any]) -> ToolAnnotations:
     # Only hints that differ from the spec's defaults (every byte of tools/list is paid per turn).
+    # The title is for people: clients show `annotations.title` where a tool has no `title` (legacy-era
+    # clients know only this one), and a model, which reads a tool's `title`, has its name.
     return ToolAnnotations(
+        title=spec.title,
         read_only_hint=True if spec.kind == "read" else None,
         destructive_hint={"job": False, "destructive": True}.get(spec.kind),
         idempotent_hint=True if spec.kind == "read" else None,

@@ -4,21 +4,49 @@ Agents pay for tools/list on every turn, so the schemas say only what constrains
 titles (the property names say it), no `"default": null`, and `T | None` listed as `T` (leaving
 an argument out is how a model says "none"). Pydantic's own schema generator does this through
 `CompactSchema`; `$ref`s are inlined afterwards, since some clients do not follow them.
+
+`Surface` is how the tools show those models under the settings: with MJ_TOOL_FIELDS=lean the
+account-selection and callback fields are left out, with the checks that validation makes anyway
+(a projection of the one schema, not other models); the wait timeout states its configured
+default. `surface_bytes` measures what a model reads of the tools, which the contract bounds.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from pydantic import create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from mj_mcp.models import WireModel
+from mj_mcp.config import Settings, ToolFields
+from mj_mcp.models import (
+    DescribeRequest,
+    ImagineRequest,
+    QueryRequest,
+    ShortenRequest,
+    ShowRequest,
+    SwapFaceRequest,
+    WireModel,
+)
 
-__all__ = ["CompactSchema", "arguments_model", "input_schema", "model_schema", "portable"]
+__all__ = [
+    "AS_MODELS",
+    "LEAN_HIDDEN",
+    "LEAN_NARROWS",
+    "CompactSchema",
+    "Surface",
+    "arguments_model",
+    "input_schema",
+    "model_schema",
+    "portable",
+    "surface_bytes",
+]
 
 
 class CompactSchema(GenerateJsonSchema):
@@ -154,3 +182,118 @@ def arguments_model(name: str, request: type[WireModel], controls: type[WireMode
         return request
     # Base order puts the request's fields first, the controls after them, as in the input schema.
     return create_model(f"{name}_arguments", __base__=(controls, request), __doc__=request.__doc__)
+
+
+# -- the surface: what the settings show of the schemas --------------------------------------------
+
+ACCOUNT_FIELDS: Final = frozenset({"instanceId", "modes", "remix", "accountFilter"})
+CALLBACK_FIELDS: Final = frozenset({"notifyHook", "state"})
+LEAN_HIDDEN: Final = ACCOUNT_FIELDS | CALLBACK_FIELDS
+"""What MJ_TOOL_FIELDS=lean leaves out of every tool: account selection is the MJ_ACCOUNT_FILTER
+setting, and callbacks are the server's own business (it sets notifyHook when MJ_PUBLIC_URL is
+set); a model offered them repeats them in every call, and mistakes `modes` for `mode`."""
+LEAN_NARROWS: Final[Mapping[type[WireModel], frozenset[str]]] = {
+    ImagineRequest: frozenset({"botType"}),
+    DescribeRequest: frozenset({"mode"}),
+    ShortenRequest: frozenset({"botType", "mode"}),
+    ShowRequest: frozenset({"mode"}),
+    SwapFaceRequest: frozenset({"mode"}),
+    QueryRequest: frozenset({"id", "ids", "statusSet", "promptEn", "description", "failReason"}),
+}
+"""What lean leaves out of one tool as well, as no agent needs it there: `botType` where the prompt
+says it (`--niji 6`) or where the bot makes no difference (shorten); the speed `mode` of jobs that
+render nothing (describe, shorten, show, and swap_face, which is not Midjourney's; MJ_MODE still
+applies); the paged query's filters by id (get_task and list_tasks do that), by several statuses
+(`status` takes one) and over texts an agent never reads (promptEn, the upstream's description,
+failReason)."""
+_UNSHOWN_CHECKS: Final = frozenset({"minLength", "maxLength", "pattern"})
+"""Checks lean leaves to validation: no real id or prompt meets a length limit, a description says
+a pattern in fewer bytes, and a call that breaks one is refused with a message naming the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Surface:
+    """How the tools show their models: the wire fields left out, and the wait timeout's default.
+
+    `AS_MODELS` shows the models as they are (what `build_tool` does unless told)."""
+
+    fields: ToolFields = "full"
+    wait_timeout: float | None = None
+    """MJ_WAIT_TIMEOUT, stated as `timeout`'s default (the models leave it None: "the setting's")."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Surface:
+        return cls(settings.tool_fields, settings.wait_timeout)
+
+    def hidden(self, request: type[WireModel]) -> frozenset[str]:
+        """The wire names of `request` (and its tool's controls) this surface leaves out."""
+        if self.fields == "full":
+            return frozenset()
+        return LEAN_HIDDEN | LEAN_NARROWS.get(request, frozenset())
+
+    def schema(self, request: type[WireModel], controls: type[WireModel]) -> dict[str, Any]:
+        """`input_schema(request, controls)` as this surface shows it (hidden fields are never required)."""
+        schema = input_schema(request, controls)
+        hidden = self.hidden(request)
+        properties = cast(dict[str, Any], schema["properties"])
+        schema["properties"] = {
+            name: self._shown(name, prop) for name, prop in properties.items() if name not in hidden
+        }
+        return schema
+
+    def _shown(self, name: str, prop: dict[str, Any]) -> dict[str, Any]:
+        if self.fields == "lean":
+            prop = _without_checks(prop)
+        if name == "timeout" and self.wait_timeout is not None:
+            return {"default": _number(self.wait_timeout), **prop}
+        return prop
+
+    def refusal(self, tool: str, request: type[WireModel], arguments: Mapping[str, Any]) -> str | None:
+        """Why `arguments` cannot be taken (they name hidden fields), or None.
+
+        The server refuses unknown arguments anyway; a hidden one is told what replaces it."""
+        given = [name for name in arguments if name in self.hidden(request)]
+        if not given:
+            return None
+        reasons = [
+            reason
+            for names, reason in (
+                (ACCOUNT_FIELDS, "account selection is the server's MJ_ACCOUNT_FILTER setting"),
+                (CALLBACK_FIELDS, "callbacks are the server's own business (MJ_PUBLIC_URL)"),
+            )
+            if names.intersection(given)
+        ]
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        return (
+            f"{tool} does not take {', '.join(given)} with MJ_TOOL_FIELDS=lean{why}. Call {tool} again "
+            "without them; the server lists every field when it runs with MJ_TOOL_FIELDS=full."
+        )
+
+
+AS_MODELS: Final = Surface()
+
+
+def _without_checks(prop: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in prop.items() if k not in _UNSHOWN_CHECKS}
+    if shown.get("minimum") == 0:
+        del shown["minimum"]  # a timeout above 0, a 0-based page: the description says it
+    items = shown.get("items")
+    if isinstance(items, dict):
+        shown["items"] = _without_checks(cast(dict[str, Any], items))
+    return shown
+
+
+def _number(value: float) -> float | int:
+    # 300, not 300.0: what a model reads, and what it would write.
+    return int(value) if float(value).is_integer() else value
+
+
+def surface_bytes(tools: Iterable[Mapping[str, Any]]) -> int:
+    """The bytes a model reads of `tools` (tools/list entries, wire names): each tool's name,
+    title, description and input schema, as compact UTF-8 JSON. Output schemas and annotations are
+    not counted: clients do not put them in the model's context."""
+    read = ("name", "title", "description", "inputSchema")
+    return sum(
+        len(json.dumps({k: tool[k] for k in read if k in tool}, ensure_ascii=False, separators=(",", ":")).encode())
+        for tool in tools
+    )

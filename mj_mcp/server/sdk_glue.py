@@ -61,7 +61,7 @@ def make_tool(
     fn: Callable[..., Awaitable[Any]],
     *,
     name: str,
-    title: str,
+    title: str | None,
     description: str,
     parameters: dict[str, Any],
     annotations: ToolAnnotations,

@@ -53,7 +53,18 @@ from mj_mcp.results import (
 from mj_mcp.server.runtime import Runtime
 from mj_mcp.views import CancelView, PageView, SeedView, TaskListView, TaskView, UploadView, View
 
-__all__ = ["TOOLS", "JobControls", "NoControls", "ToolCall", "ToolSpec", "WaitControls"]
+__all__ = [
+    "TOOLS",
+    "JobControls",
+    "ListControls",
+    "NoControls",
+    "RecentControls",
+    "ToolCall",
+    "ToolSpec",
+    "WaitControls",
+    "local_now",
+    "newest_since",
+]
 
 
 # -- control arguments ---------------------------------------------------------------------------
@@ -63,12 +74,8 @@ class JobControls(WireModel):
     """Control arguments of the job-starting tools."""
 
     wait: bool = Field(default=True, description="Wait for it.")
-    timeout: float | None = Field(
-        default=None,
-        gt=0,
-        description="Max seconds to wait.",
-    )
-    mode: Mode | None = Field(default=None, description="Speed mode.")
+    timeout: float | None = Field(default=None, gt=0, description="Max seconds.")
+    mode: Mode | None = Field(default=None, description="Speed.")
 
 
 class ModalControls(JobControls):
@@ -83,8 +90,8 @@ class ModalControls(JobControls):
 class WaitControls(WireModel):
     """Control arguments of get_task."""
 
-    wait: bool = Field(default=False, description="Wait until it finishes, with progress.")
-    timeout: float | None = Field(default=None, gt=0, description="Max seconds to wait.")
+    wait: bool = Field(default=False, description="Wait for it.")
+    timeout: float | None = Field(default=None, gt=0, description="Max seconds.")
 
 
 class NoControls(WireModel):
@@ -94,36 +101,52 @@ class NoControls(WireModel):
 class ListControls(WireModel):
     """Control arguments of task_queue: how much of the list to show (a long list costs context)."""
 
-    limit: int = Field(default=10, ge=1, le=100, description="Most tasks to list.")
-
-
-def _plain_string(schema: dict[str, Any]) -> None:
-    # "today" and a bare date are meant too, which a date-time format would tell a model is wrong.
-    schema.pop("format", None)
+    limit: int = Field(default=10, ge=1, le=100, description="Most tasks.")
 
 
 class RecentControls(ListControls):
     """Control arguments of recent_tasks: how many, and from when."""
 
-    since: datetime | None = Field(
-        default=None,
-        description="Only tasks submitted from then on: an ISO date or date-time, or 'today'.",
-        json_schema_extra=_plain_string,
-    )
+    since: str | None = Field(default=None, description="'today' or ISO date/time (local).")
 
-    @field_validator("since", mode="before")
+    @field_validator("since")
     @classmethod
-    def _today(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() == "today":
-            return datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().casefold() != "today":
+            try:
+                datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    "must be 'today' or an ISO date or date-time, e.g. 2025-06-15 or 2025-06-15T09:30"
+                ) from None
         return value
 
-    def keeps(self, task: Task) -> bool:
-        """Whether the task was submitted at or after `since` (tasks without a time are kept)."""
-        if self.since is None or task.submit_time is None:
-            return True
-        since = self.since if self.since.tzinfo is not None else self.since.astimezone()
-        return task.submit_time >= since.timestamp() * 1000
+    def start(self, now: datetime) -> datetime | None:
+        """The moment `since` names, read in `now`'s time zone where it names none ('today':
+        midnight of `now`'s day); None without `since`."""
+        if self.since is None:
+            return None
+        text = self.since.strip()
+        if text.casefold() == "today":
+            return now.replace(hour=0, minute=0, second=0, microsecond=0)
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+
+
+def newest_since(tasks: list[Task], start: datetime | None, limit: int) -> list[Task]:
+    """The newest `limit` tasks submitted at or after `start` (all, without one), newest first.
+
+    A task without a submit time cannot be placed, so no `since` leaves it out; it sorts last."""
+    ordered = sorted(tasks, key=lambda t: t.submit_time or 0, reverse=True)
+    if start is not None:
+        cutoff = start.timestamp() * 1000
+        ordered = [t for t in ordered if t.submit_time is None or t.submit_time >= cutoff]
+    return ordered[:limit]
+
+
+def local_now() -> datetime:
+    """The wall-clock time in the server's own time zone (which 'today' means)."""
+    return datetime.now().astimezone()
 
 
 # -- specs ---------------------------------------------------------------------------------------
@@ -139,6 +162,8 @@ class ToolCall:
     endpoint: Endpoint
     progress: Progress
     """Reports a waited-for task's changes to the caller."""
+    now: Callable[[], datetime] = local_now
+    """The wall clock, for history filters ('today'); tests pass their own."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,8 +234,9 @@ async def _query(rt: Runtime, call: ToolCall, request: QueryRequest, controls: N
 
 
 async def _recent(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: RecentControls) -> Rendered:
-    tasks = sorted(await rt.client.recent(), key=lambda t: t.submit_time or 0, reverse=True)
-    return tasks_result([t for t in tasks if controls.keeps(t)][: controls.limit], saved=rt.jobs.saved_file)
+    return tasks_result(
+        newest_since(await rt.client.recent(), controls.start(call.now()), controls.limit), saved=rt.jobs.saved_file
+    )
 
 
 async def _queue(rt: Runtime, call: ToolCall, request: EmptyRequest, controls: ListControls) -> Rendered:
@@ -226,8 +252,6 @@ async def _cancel(rt: Runtime, call: ToolCall, request: TaskIdRequest, controls:
 
 
 # -- the table -----------------------------------------------------------------------------------
-
-_AFTER_JOB = " Waits with progress; returns the image, saved file and buttons."
 
 
 def _job_tool(name: str, request: type[Req], title: str, description: str) -> ToolSpec[Req, JobControls]:
@@ -290,126 +314,64 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
         "imagine",
         ImagineRequest,
         "Generate images",
-        "Create a 2x2 grid of four images from a text prompt (Midjourney /imagine)."
-        + _AFTER_JOB
-        + " Next: action with U1-U4 to upscale one, V1-V4 for variations, 🔄 to re-roll.",
+        "4 images (2x2 grid) from a prompt. Next: action U1-U4 upscales one, V1-V4 varies one, 🔄 redoes.",
     ),
-    _job_tool("blend", BlendRequest, "Blend images", "Blend 2-5 images into a new 2x2 grid." + _AFTER_JOB),
-    _job_tool(
-        "describe",
-        DescribeRequest,
-        "Describe an image",
-        "Get four prompts describing an image; use one with imagine.",
-    ),
-    _job_tool(
-        "shorten",
-        ShortenRequest,
-        "Shorten a prompt",
-        "Analyse a long prompt: its important tokens and five shorter versions.",
-    ),
+    _job_tool("blend", BlendRequest, "Blend images", "Blend 2-5 images into a grid."),
+    _job_tool("describe", DescribeRequest, "Describe an image", "4 prompts for an image; imagine with one."),
+    _job_tool("shorten", ShortenRequest, "Shorten a prompt", "Shorter versions of a prompt."),
     _job_tool(
         "action",
         ActionRequest,
         "Press a button",
-        "Press a button of a finished task by label or customId: U1-U4 upscale, V1-V4 vary, 🔄 re-roll, "
-        "'Vary (Strong)', 'Zoom Out 2x', ⬅️ ... as listed on the task."
-        + _AFTER_JOB
-        + " A MODAL result needs modal next.",
+        "Press a task's button. Grid: U1-U4 upscale, V1-V4 vary, 🔄 redo. Upscale: Vary (Strong/Subtle/"
+        "Region), Zoom Out 2x/1.5x, Custom Zoom, ⬅️➡️⬆️⬇️ pan, Animate. MODAL result: call modal.",
     ),
     ToolSpec(
         endpoint=ENDPOINTS["modal"],
         request=ModalRequest,
         controls=ModalControls,
-        title="Confirm a MODAL task",
-        description="Finish a MODAL task (after Custom Zoom, Vary (Region), remix): prompt (Custom Zoom: add "
-        "--zoom 1..2); Vary (Region): region or maskBase64." + _AFTER_JOB,
+        title="Finish a MODAL task",
+        description="Input for a MODAL task: Custom Zoom: prompt with --zoom; Vary (Region): region or mask, "
+        "prompt; remix: prompt.",
         kind="job",
         handler=_modal,
     ),
-    _job_tool(
-        "swap_face",
-        SwapFaceRequest,
-        "Swap a face",
-        "Put the face from sourceBase64 onto the person in targetBase64." + _AFTER_JOB,
-    ),
-    _job_tool(
-        "video",
-        VideoRequest,
-        "Animate an image",
-        "Make short videos from a prompt and a start image. Returns the video URLs.",
-    ),
-    _job_tool(
-        "edit", EditsRequest, "Edit an image", "Edit an image by instruction (e.g. 'white background')." + _AFTER_JOB
-    ),
+    _job_tool("swap_face", SwapFaceRequest, "Swap a face", "Put a face on another picture's person."),
+    _job_tool("video", VideoRequest, "Animate an image", "Short videos from a prompt and a first frame."),
+    _job_tool("edit", EditsRequest, "Edit an image", "Edit an image as the prompt says."),
     ToolSpec(
         endpoint=ENDPOINTS["upload_images"],
         request=UploadRequest,
         controls=NoControls,
         title="Upload images",
-        description="Upload images; returns their URLs (for image prompts). No task.",
+        description="Host images; returns URLs.",
         kind="job",
         handler=_upload,
         output=UploadView,
     ),
-    _job_tool(
-        "show",
-        ShowRequest,
-        "Bring back a job",
-        "Recreate a task from a Midjourney job id (UUID) or its image URL, to use its buttons." + _AFTER_JOB,
-    ),
-    _job_tool(
-        "change",
-        ChangeRequest,
-        "Upscale/vary by index",
-        "UPSCALE or VARIATION grid image `index` (1-4), or REROLL (older API; prefer action)." + _AFTER_JOB,
-    ),
-    _job_tool(
-        "simple_change",
-        SimpleChangeRequest,
-        "Upscale/vary by text",
-        "Like change, as one text: '<taskId> U2', '<taskId> V1' or '<taskId> R'." + _AFTER_JOB,
-    ),
+    _job_tool("show", ShowRequest, "Bring back a job", "A Midjourney job as a task, to press its buttons."),
+    _job_tool("change", ChangeRequest, "Upscale/vary by index", "U/V/🔄 by index (older API); prefer action."),
+    _job_tool("simple_change", SimpleChangeRequest, "Upscale/vary by text", "change as text; prefer action."),
     ToolSpec(
         endpoint=ENDPOINTS["get_task"],
         request=FetchRequest,
         controls=WaitControls,
         title="Get a task",
-        description="Get a task's status, image and buttons. With wait=true, wait for it to finish (with progress).",
+        description="A task's status, image, buttons; wait=true waits on.",
         kind="read",
         handler=_get_task,
     ),
-    _read_tool(
-        "list_tasks",
-        ConditionRequest,
-        "Get several tasks",
-        "Get several tasks by id in one call.",
-        _list_tasks,
-        TaskListView,
-    ),
-    _read_tool(
-        "query_tasks",
-        QueryRequest,
-        "Search tasks",
-        "Page through tasks (pageNumber is 0-based), filtered by action, status, prompt text or state.",
-        _query,
-        PageView,
-    ),
-    _list_tool("recent_tasks", RecentControls, "Recent tasks", "List the most recent tasks, newest first.", _recent),
-    _list_tool("task_queue", ListControls, "Queue", "List the tasks waiting or running upstream.", _queue),
-    _read_tool(
-        "image_seed",
-        TaskIdRequest,
-        "Image seed",
-        "Get the seed of a finished image task (use --seed to get similar images).",
-        _seed,
-        SeedView,
-    ),
+    _read_tool("list_tasks", ConditionRequest, "Get several tasks", "Tasks by id.", _list_tasks, TaskListView),
+    _read_tool("query_tasks", QueryRequest, "Search tasks", "Filter tasks, page by page.", _query, PageView),
+    _list_tool("recent_tasks", RecentControls, "Recent tasks", "Latest tasks, newest first.", _recent),
+    _list_tool("task_queue", ListControls, "Queue", "Tasks waiting or running.", _queue),
+    _read_tool("image_seed", TaskIdRequest, "Image seed", "An image's seed, for --seed.", _seed, SeedView),
     ToolSpec(
         endpoint=ENDPOINTS["cancel_task"],
         request=TaskIdRequest,
         controls=NoControls,
         title="Cancel a task",
-        description="Cancel a queued or running task. It ends as FAILURE/CANCEL; credits may not be refunded.",
+        description="Stop a queued or running task.",
         kind="destructive",
         handler=_cancel,
         output=CancelView,

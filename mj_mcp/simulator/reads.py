@@ -61,9 +61,11 @@ class Reads(Handlers):
         req = validate(call, QueryRequest, raw, submit=False)
         rows = [(t, full_view(t, self.store.snapshot(t))) for t in self.store.visible()]
         rows = [(t, v) for t, v in rows if _query_matches(req, v)]
-        sorted_by = req.sort is not None
-        if req.sort is not None:
-            name, direction = req.sort.split(",")
+        # Spring sorts only when asked (the model's default says what mj-mcp sends, not the upstream's).
+        asked = req.sort if "sort" in req.model_fields_set else None
+        sorted_by = asked is not None
+        if asked is not None:
+            name, direction = asked.split(",")
             rows.sort(key=lambda row: _sort_key(row[1].get(name)), reverse=direction == "desc")
         total = len(rows)
         offset = req.page_number * req.page_size

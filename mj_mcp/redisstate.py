@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.config import Settings
-from mj_mcp.errors import SettingsError
+from mj_mcp.errors import GuardrailError, SettingsError
 from mj_mcp.jobs import JOIN_WINDOW
 from mj_mcp.models import Task
 from mj_mcp.sharedcallbacks import SharedCallbacks
@@ -293,8 +293,15 @@ class RedisCounter:
         self._key = key
 
     async def take(self, limit: int) -> bool:
-        # Failing closed: the count guards spending, and an unreadable one must not let jobs through.
-        return await self._hub.take_job(self._key, limit)
+        try:
+            return await self._hub.take_job(self._key, limit)
+        except Exception as exc:
+            # Failing closed: the count guards spending, and an unreadable one must not let jobs through.
+            logger.warning("Could not count a job in Redis (%s)", type(exc).__name__)
+            raise GuardrailError(
+                "The job was not sent: MJ_MAX_JOBS is counted in Redis, which this server cannot reach now.",
+                hint="Try again in a minute; if it persists, the server's operator must check Redis.",
+            ) from None
 
 
 class RedisRegistry:

@@ -148,6 +148,9 @@ defaults
     timeout server 300s
     retries 3
     option redispatch
+    # Without it haproxy may hold a small chunk up to 200 ms for more to send with it: each
+    # progress notification of a waiting call is one such chunk.
+    option http-no-delay
 frontend mcp
     bind 127.0.0.1:{port}
     default_backend instances

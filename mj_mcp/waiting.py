@@ -15,6 +15,9 @@ assumed to work before one has arrived.
 Snapshots only move forward: an update whose status/progress order is lower than what is
 already known (a stale read, a late callback) is ignored.
 
+With MJ_REDIS_URL (`sharing`), instances share the polling: each tick polls only the tasks whose
+lease this instance holds, publishes what it read, and takes what the others read (`take_shared`).
+
 Time comes from an injected `Clock`, so tests run whole lifecycles without sleeping.
 """
 

@@ -157,6 +157,7 @@ frontend mcp
 backend instances
     balance roundrobin
     option httpchk GET /health
+    timeout check 2s  # a busy instance answers /health late, and is not dead for it
     default-server inter 300ms fall 2 rise 1
 {servers}
 """

@@ -106,13 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGINT, _exit_at_once)
             server.run("stdio")
         else:
-            from mj_mcp.callbacks import CallbackReceiver
-            from mj_mcp.transports import serve_http
+            from mj_mcp.transports import http_callbacks, serve_http
 
             # On HTTP the callback route lives in the same app as /mcp.
-            callbacks = (
-                CallbackReceiver(settings.public_url, redact=settings.key_forms()) if settings.public_url else None
-            )
+            callbacks = http_callbacks(settings)
             server = create_server(settings, callbacks=callbacks)
             serve_http(server, settings, callbacks=callbacks)
     except SettingsError as exc:

@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         default=False, description="HTTP only: each client sends its own upstream key (hosting for many users)"
     )
     stateless: bool = Field(default=False, description="stateless Streamable HTTP")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="HTTP only: Redis that several instances share (redis://, rediss:// or unix://)",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Host names HTTP clients may use"
     )
@@ -146,6 +150,18 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        url = value.get_secret_value().strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            # The URL may carry a password: it is not echoed.
+            raise ValueError("must be a Redis URL: redis://host:6379/0, rediss://... (TLS) or unix:///path/redis.sock")
+        return SecretStr(url)
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +258,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MJ_CLIENT_KEYS=1 and MJ_API_KEY are both set: with client keys every client brings its own "
                 "upstream key, so the server must hold none; unset MJ_API_KEY (or MJ_CLIENT_KEYS)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _redis_fits(self) -> Settings:
+        if self.redis_url is not None and self.transport == "stdio":
+            raise ValueError(
+                "MJ_REDIS_URL joins HTTP instances behind a load balancer; add --transport streamable-http "
+                "(or sse), or unset MJ_REDIS_URL"
             )
         return self
 

@@ -54,6 +54,7 @@ from mj_mcp.models import (
 )
 from mj_mcp.references import TaskImages
 from mj_mcp.saving import ImageSaver
+from mj_mcp.sharing import JobCounter, JobRegistry
 from mj_mcp.upstreams import as_change, change_button
 from mj_mcp.waiting import TaskWatcher, WaitOutcome
 
@@ -157,29 +158,35 @@ class _Repeats:
 
     A client whose timeout is shorter than the job (5 s is a common default) gives up, and the
     agent calls again with the same arguments while the first job runs on, paid for. The second
-    call then follows that job instead of starting (and paying for) another one.
+    call then follows that job instead of starting (and paying for) another one. This is the
+    in-memory `JobRegistry`; with MJ_REDIS_URL the instances share one (mj_mcp.redisstate).
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._started: OrderedDict[str, _Started] = OrderedDict()
 
-    def key(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> str:
-        # A digest, not the arguments: a blend's images are tens of MB of text, kept for 256 jobs.
-        return JsonBody([endpoint.name, request.to_wire(), mode]).sha256()
-
-    def unanswered(self, key: str) -> _Started | None:
+    async def joinable(self, key: str) -> str | None:
         started = self._started.get(key)
         if started is None or started.answered or self._clock() - started.at > JOIN_WINDOW:
             return None
-        return started
+        return started.task_id
 
-    def remember(self, key: str, task_id: str) -> _Started:
-        started = self._started[key] = _Started(task_id, self._clock())
+    async def started(self, key: str, task_id: str) -> None:
+        self._started[key] = _Started(task_id, self._clock())
         self._started.move_to_end(key)
         while len(self._started) > REMEMBERED_JOBS:
             self._started.popitem(last=False)
-        return started
+
+    async def answered(self, key: str, task_id: str) -> None:
+        started = self._started.get(key)
+        if started is not None and started.task_id == task_id:
+            started.answered = True
+
+
+def _repeat_key(endpoint: Endpoint, request: WireModel, mode: Mode | None) -> str:
+    # A digest, not the arguments: a blend's images are tens of MB of text, kept for 256 jobs.
+    return JsonBody([endpoint.name, request.to_wire(), mode]).sha256()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +239,8 @@ class Jobs:
         max_jobs: int | None = None,
         wait_timeout: float,
         callbacks: CallbackReceiver | None = None,
+        registry: JobRegistry | None = None,
+        counter: JobCounter | None = None,
     ) -> None:
         self._client = client
         self._watcher = watcher
@@ -247,7 +256,9 @@ class Jobs:
         self._callbacks = callbacks
         """Given when upstream callbacks can reach this server (MJ_PUBLIC_URL, and a listener)."""
         self._lock = anyio.Lock()
-        self._repeats = _Repeats(anyio.current_time)
+        self._repeats: JobRegistry = registry or _Repeats(anyio.current_time)
+        self._counter = counter
+        """Shared with other instances (MJ_REDIS_URL); without one, `started` is the count."""
         self.started = 0
 
     async def run(
@@ -265,18 +276,16 @@ class Jobs:
         Once the upstream has accepted the job, nothing that goes wrong afterwards may lose its id:
         every later failure becomes an outcome that names the task and says not to submit again.
         """
-        key = self._repeats.key(endpoint, request, mode)
-        earlier = self._repeats.unanswered(key)
+        key = _repeat_key(endpoint, request, mode)
+        earlier = await self._repeats.joinable(key)
         if earlier is not None:
-            logger.info(
-                "%s repeats unanswered task %s: following it instead of paying again", endpoint.name, earlier.task_id
-            )
-            outcome = await self.get(endpoint, earlier.task_id, wait=wait, timeout=timeout, on_progress=on_progress)
-            earlier.answered = True
+            logger.info("%s repeats unanswered task %s: following it instead of paying again", endpoint.name, earlier)
+            outcome = await self.get(endpoint, earlier, wait=wait, timeout=timeout, on_progress=on_progress)
+            await self._repeats.answered(key, earlier)
             return dataclasses.replace(outcome, joined=True)
         sent, sent_request = self._as_offered(endpoint, request)
         submitted = await self.submit(sent, sent_request, mode=mode)
-        started = self._repeats.remember(key, submitted.task_id)
+        await self._repeats.started(key, submitted.task_id)
         try:
             outcome = await self._follow(endpoint, submitted, wait=wait, timeout=timeout, on_progress=on_progress)
         except anyio.get_cancelled_exc_class():
@@ -288,7 +297,7 @@ class Jobs:
                 logger.exception("Following task %s failed unexpectedly", submitted.task_id)
                 message, hint = f"an internal error ({type(exc).__name__}, logged on the server).", ""
             outcome = JobOutcome(endpoint.name, _stub(endpoint, submitted.task_id), next_step=WaitFailed(message, hint))
-        started.answered = True
+        await self._repeats.answered(key, submitted.task_id)
         return dataclasses.replace(outcome, task=self._pressable(outcome.task), siblings=submitted.siblings)
 
     async def _follow(
@@ -445,13 +454,18 @@ class Jobs:
     async def _count(self, endpoint: Endpoint) -> None:
         limit = self._max_jobs
         async with self._lock:
-            if limit is not None and self.started >= limit:
+            if limit is not None and not await self._allowed(limit):
                 raise GuardrailError(
                     f"{endpoint.name} was not sent: this server may start at most {limit} job(s) (MJ_MAX_JOBS) and "
                     "has reached that limit.",
                     hint="Ask the user to raise MJ_MAX_JOBS and restart the server if more are wanted.",
                 )
             self.started += 1
+
+    async def _allowed(self, limit: int) -> bool:
+        if self._counter is not None:
+            return await self._counter.take(limit)
+        return self.started < limit
 
     # -- waiting ---------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ __all__ = [
     "SharedRuntime",
     "build_http_app",
     "check_bind",
+    "http_callbacks",
     "max_request_bytes",
     "serve_http",
 ]
@@ -307,7 +308,7 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: Cal
     app = LifespanWatch(app, liveness)
     if settings.client_keys:
         guarded = settings.mcp_token is not None
-        app = TenantMiddleware(app, TenantHasher(), guarded=guarded, open_paths=OPEN_PATHS)
+        app = TenantMiddleware(app, TenantHasher(_tenant_secret(settings)), guarded=guarded, open_paths=OPEN_PATHS)
     if settings.mcp_token is not None:
         app = BearerTokenMiddleware(app, settings.mcp_token.get_secret_value())
     if callbacks is not None:
@@ -315,11 +316,43 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, callbacks: Cal
     return RequestLimits(BodySizeLimitMiddleware(app, max_request_bytes(settings)))
 
 
+def http_callbacks(settings: Settings) -> CallbackReceiver | None:
+    """The callback receiver an HTTP server mounts (None without MJ_PUBLIC_URL).
+
+    With MJ_REDIS_URL it is shared: its paths come from the instances' shared secret, and a
+    callback it takes is published to whichever instance waits on the task (mj_mcp.sharedcallbacks).
+    Raises `SettingsError` when that Redis cannot be reached.
+    """
+    if settings.public_url is None:
+        return None
+    if settings.redis_url is None:
+        return CallbackReceiver(settings.public_url, redact=settings.key_forms())
+    from mj_mcp.redisstate import start
+    from mj_mcp.sharedcallbacks import SharedCallbacks
+
+    shared = start(settings)
+    return SharedCallbacks(settings.public_url, key=shared.key_for("callbacks"), redact=settings.key_forms())
+
+
+def _tenant_secret(settings: Settings) -> bytes | None:
+    """The secret of tenant ids: drawn per process, or with MJ_REDIS_URL the one all instances
+    share (a tenant must have one id on every instance: its lanes, counts and callbacks)."""
+    if settings.redis_url is None:
+        return None
+    from mj_mcp.redisstate import start
+
+    return start(settings).key_for("tenants")
+
+
 def serve_http(server: MCPServer[Any], settings: Settings, *, callbacks: CallbackReceiver | None = None) -> None:
     """Listen until interrupted."""
     import uvicorn
 
     check_bind(settings)
+    if settings.redis_url is not None:
+        from mj_mcp.redisstate import start
+
+        start(settings)  # an unreachable Redis stops the start here, before anything listens
     app = build_http_app(server, settings, callbacks=callbacks)
     uvicorn.run(
         app,

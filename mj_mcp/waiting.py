@@ -15,6 +15,9 @@ assumed to work before one has arrived.
 Snapshots only move forward: an update whose status/progress order is lower than what is
 already known (a stale read, a late callback) is ignored.
 
+With MJ_REDIS_URL (`sharing`), instances share the polling: each tick polls only the tasks whose
+lease this instance holds, publishes what it read, and takes what the others read (`take_shared`).
+
 Time comes from an injected `Clock`, so tests run whole lifecycles without sleeping.
 """
 
@@ -38,6 +41,7 @@ from mj_mcp.errors import (
     UpstreamUnavailableError,
 )
 from mj_mcp.models import Status, Task, task_order
+from mj_mcp.sharing import PollSharing
 
 __all__ = ["OnUpdate", "TaskSource", "TaskWatcher", "WaitOutcome"]
 
@@ -129,8 +133,11 @@ class TaskWatcher:
         heartbeat: float,
         clock: Clock | None = None,
         batch_size: int = BATCH_SIZE,
+        sharing: PollSharing | None = None,
     ) -> None:
         self._source = source
+        self._sharing = sharing
+        """With MJ_REDIS_URL: each task is polled by one instance, whose reads the others take."""
         self.interval = interval
         self.heartbeat = heartbeat
         self.clock: Clock = clock or SystemClock()
@@ -256,6 +263,15 @@ class TaskWatcher:
                 waiter.event.set()
         return True
 
+    def take_shared(self, task: Task) -> bool:
+        """Take a snapshot another instance read (MJ_REDIS_URL): as if this watcher had polled it."""
+        watch = self._watches.get(task.id)
+        if watch is None or not self.offer(task):
+            return False
+        for waiter in watch.waiters:
+            waiter.event.set()
+        return True
+
     @property
     def watched(self) -> list[str]:
         return list(self._watches)
@@ -301,10 +317,20 @@ class TaskWatcher:
             for task_id, watch in self._watches.items()
             if watch.pushed_at is None or now - max(watch.pushed_at, watch.polled_at) >= SAFETY_NET_INTERVAL
         ]
-        if not ids:
-            return
         for task_id in ids:
             self._watches[task_id].polled_at = now
+        if self._sharing is not None and ids:
+            ids = await self._sharing.claim(ids)
+        if not ids:
+            return
+        await self._read(ids)
+        if self._sharing is not None:
+            # Every read, moved or not: a wait that began on another instance hears of its task
+            # within a tick (and can send its heartbeat), without reading it itself.
+            read = (self._watches[i].latest for i in ids if i in self._watches)
+            await self._sharing.publish([task for task in read if task is not None])
+
+    async def _read(self, ids: list[str]) -> None:
         self.polls += 1
         self._last_poll = self.clock.now()
         seen: set[str] = set()

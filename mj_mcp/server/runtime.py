@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 import httpx2
@@ -35,7 +35,10 @@ from mj_mcp.server.live import LiveTasks
 from mj_mcp.upstreams import Upstream
 from mj_mcp.waiting import TaskWatcher
 
-__all__ = ["CallbackWiring", "Holder", "Opened", "Runtime", "RuntimeLanes", "client_from_settings"]
+if TYPE_CHECKING:
+    from mj_mcp.redisstate import RedisHub
+
+__all__ = ["CallbackWiring", "Holder", "Opened", "Runtime", "RuntimeLanes", "client_from_settings", "open_hub"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +85,25 @@ class Runtime:
             loader = image_loader or await stack.enter_async_context(
                 ImageLoader(settings.readable_dirs, settings.max_image_bytes)
             )
-            watcher = TaskWatcher(mj, interval=settings.poll_interval, heartbeat=HEARTBEAT_SECONDS, clock=clock)
+            hub = await stack.enter_async_context(open_hub(settings))
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
+            watcher = TaskWatcher(
+                mj,
+                interval=settings.poll_interval,
+                heartbeat=HEARTBEAT_SECONDS,
+                clock=clock,
+                sharing=hub.polls("") if hub is not None else None,
+            )
             tasks.start_soon(watcher.run)
             live.start(watcher, tasks, retry_delay=settings.poll_interval)
             stack.callback(live.stop)
             receiver = await _listen_for_callbacks(callbacks, settings, watcher, tasks)
             if receiver is not None:
                 stack.callback(receiver.attach, None)
+            if hub is not None:
+                hub.serve_callbacks(receiver)
+                hub.attach("", watcher, receiver)
             out = settings.output_dir
             jobs = Jobs(
                 mj,
@@ -101,8 +114,22 @@ class Runtime:
                 max_jobs=settings.max_jobs,
                 wait_timeout=settings.wait_timeout,
                 callbacks=receiver,
+                registry=hub.registry("") if hub is not None else None,
+                counter=hub.counter("") if hub is not None else None,
             )
             yield cls(settings=settings, client=mj, watcher=watcher, jobs=jobs)
+
+
+@asynccontextmanager
+async def open_hub(settings: Settings) -> AsyncGenerator[RedisHub | None]:
+    """With MJ_REDIS_URL, what this instance shares with the others (None without it)."""
+    if settings.redis_url is None:
+        yield None
+        return
+    from mj_mcp.redisstate import RedisHub  # only then: it needs the optional redis package
+
+    async with RedisHub.open(settings) as hub:
+        yield hub
 
 
 class RuntimeLanes(ABC):

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from anyio.abc import TaskGroup
@@ -46,9 +46,12 @@ from mj_mcp.loading import ImageLoader
 from mj_mcp.replies import secret_forms
 from mj_mcp.saving import ImageSaver
 from mj_mcp.server.live import LiveTasks
-from mj_mcp.server.runtime import Runtime, RuntimeLanes, client_from_settings
+from mj_mcp.server.runtime import Runtime, RuntimeLanes, client_from_settings, open_hub
 from mj_mcp.tenancy import Tenant, current_tenant
 from mj_mcp.waiting import TaskWatcher
+
+if TYPE_CHECKING:
+    from mj_mcp.redisstate import RedisHub
 
 __all__ = ["IDLE_BEFORE_EVICTION", "MAX_TENANTS", "Tenants"]
 
@@ -85,8 +88,11 @@ class Tenants(RuntimeLanes):
         receiver: CallbackReceiver | None,
         clock: Clock | None = None,
         max_tenants: int = MAX_TENANTS,
+        hub: RedisHub | None = None,
     ) -> None:
         self._settings = settings
+        self._hub = hub
+        """With MJ_REDIS_URL: what the lanes share with the other instances."""
         self._root = root
         self._loader = loader
         self._tasks = tasks
@@ -120,6 +126,9 @@ class Tenants(RuntimeLanes):
             loader = image_loader or await stack.enter_async_context(
                 ImageLoader(settings.readable_dirs, settings.max_image_bytes)
             )
+            hub = await stack.enter_async_context(open_hub(settings))
+            if hub is not None:
+                hub.serve_callbacks(callbacks)
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
             tenants = cls(
@@ -131,6 +140,7 @@ class Tenants(RuntimeLanes):
                 receiver=callbacks,
                 clock=clock,
                 max_tenants=max_tenants,
+                hub=hub,
             )
             live.start(tenants, tasks, retry_delay=settings.poll_interval)
             stack.callback(live.stop)
@@ -202,7 +212,14 @@ class Tenants(RuntimeLanes):
     def _open_lane(self, tenant: Tenant, now: float) -> _Lane:
         settings = self._settings
         client = client_from_settings(settings, api_key=tenant.key, connections=self._root.connections)
-        watcher = TaskWatcher(client, interval=settings.poll_interval, heartbeat=HEARTBEAT_SECONDS, clock=self._clock)
+        hub = self._hub
+        watcher = TaskWatcher(
+            client,
+            interval=settings.poll_interval,
+            heartbeat=HEARTBEAT_SECONDS,
+            clock=self._clock,
+            sharing=hub.polls(tenant.id) if hub is not None else None,
+        )
         scope = anyio.CancelScope()
         self._tasks.start_soon(_run_in, scope, watcher)
         receiver = None
@@ -219,7 +236,11 @@ class Tenants(RuntimeLanes):
             max_jobs=settings.max_jobs,
             wait_timeout=settings.wait_timeout,
             callbacks=receiver,
+            registry=hub.registry(tenant.id) if hub is not None else None,
+            counter=hub.counter(tenant.id) if hub is not None else None,
         )
+        if hub is not None:
+            hub.attach(tenant.id, watcher, receiver)
         jobs.started = self._counts.pop(tenant.id, 0)
         logger.info("Opened the lane of tenant %s", tenant.id)
         return _Lane(Runtime(settings=settings, client=client, watcher=watcher, jobs=jobs), scope, receiver, now)
@@ -227,6 +248,8 @@ class Tenants(RuntimeLanes):
     def _let_go(self, tenant_id: str) -> None:
         lane = self._lanes.pop(tenant_id)
         lane.scope.cancel()
+        if self._hub is not None:
+            self._hub.detach(tenant_id)
         if self._receiver is not None and lane.receiver is not None:
             self._receiver.drop_lane(lane.receiver)
         if lane.runtime.jobs.started:

@@ -6,6 +6,7 @@ Plain helpers (no fixtures) are in tests/helpers.py.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# pytest caches each test module's assertion-rewritten code only where bytecode may be written.
+# Under PYTHONDONTWRITEBYTECODE every xdist worker rewrote all test modules again (about 3.5 s of CPU
+# each, half of collection); the cache lands in tests/__pycache__ (git-ignored) and is still checked
+# against each source file, so an edited test is rewritten afresh.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture

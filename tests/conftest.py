@@ -6,6 +6,7 @@ Plain helpers (no fixtures) are in tests/helpers.py.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# pytest caches each test module's assertion-rewritten code only where bytecode may be written.
+# Under PYTHONDONTWRITEBYTECODE every xdist worker rewrote all test modules again (about 3.5 s of CPU
+# each, half of collection); the cache lands in tests/__pycache__ (git-ignored) and is still checked
+# against each source file, so an edited test is rewritten afresh.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture
@@ -102,8 +109,27 @@ async def client(make_server: ServerFactory, mode: str) -> AsyncIterator[Client]
         yield c
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Slow tests (subprocesses, real sockets, load) first: the workers start on them at once and
-    # fill the rest of their time with the many quick ones, instead of one worker ending the run
-    # alone on a long test drawn last.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Slow tests (subprocesses, real sockets, load) first on every worker: each starts on its share
+    # at once and fills the rest of its time with the many quick ones, instead of one worker ending
+    # the run alone on a long test drawn last. xdist's worksteal hands each worker one contiguous
+    # slice of this list (and steals from a slice's end), so each slice starts with its share.
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    quick = [item for item in items if item.get_closest_marker("slow") is None]
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    items[:] = [item for part in _slices(slow, quick, workers) for item in part]
+
+
+def _slices(slow: list[pytest.Item], quick: list[pytest.Item], workers: int) -> list[list[pytest.Item]]:
+    """`workers` slices of the sizes worksteal cuts, each its round-robin share of `slow` then quick ones."""
+    slices: list[list[pytest.Item]] = []
+    left = len(slow) + len(quick)
+    for k in range(workers):
+        size = left // (workers - k)
+        left -= size
+        share = slow[k::workers]
+        take = max(0, size - len(share))
+        slices.append(share + quick[:take])
+        del quick[:take]
+    slices[-1] += quick  # nothing left unless slow tests outnumber a slice
+    return slices

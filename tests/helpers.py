@@ -4,7 +4,8 @@
 - sample images and the tool list;
 - console-script subprocesses: their environment, free ports without the bind-close-reuse race, and
   readiness read from the server's own startup line (a signal, bounded by a timeout), not from sleeps;
-- the in-process callback session (a server with MJ_PUBLIC_URL and an upstream that calls it back).
+- the in-process callback session (a server with MJ_PUBLIC_URL and an upstream that calls it back);
+- `coverage_paused`, for load tests that repeat paths the functional tests cover.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import IO, Any
 
 import anyio
 import anyio.lowlevel
+import coverage
 import httpx2
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
@@ -95,6 +97,24 @@ def png_bytes(color: str = "red", size: tuple[int, int] = (96, 64)) -> bytes:
 
 def data_uri(color: str = "red") -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(color)).decode()
+
+
+@contextmanager
+def coverage_paused() -> Iterator[None]:
+    """Run a block without coverage's tracer (when the run measures coverage at all).
+
+    For load tests only: they repeat, hundreds of times, code paths that the functional tests
+    already cover, and on Python 3.11 the tracer doubles the CPU time of every repetition.
+    """
+    cov = coverage.Coverage.current()
+    if cov is None:
+        yield
+        return
+    cov.stop()
+    try:
+        yield
+    finally:
+        cov.start()
 
 
 # -- console-script subprocesses -------------------------------------------------------------------

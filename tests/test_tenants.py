@@ -296,10 +296,13 @@ async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Host
         hosted.session(KEY_A, on_message=recorder("a")) as a,
         hosted.session(KEY_B, on_message=recorder("b")) as b,
     ):
+        # The job runs until both have subscribed: a task that ended first would announce nothing.
+        hosted.sim.job_seconds = 1000
         task_id = structured(await a.call_tool("imagine", {"prompt": "a moon", "wait": False}))["id"]
         uri = f"mj://tasks/{task_id}"
         await b.subscribe_resource(uri)  # pyright: ignore[reportDeprecated]
         await a.subscribe_resource(uri)  # pyright: ignore[reportDeprecated]
+        hosted.sim.job_seconds = 0.6
         structured(await a.call_tool("get_task", {"taskId": task_id, "wait": True, "timeout": 20}))
         with anyio.fail_after(10):
             await a_heard.wait()
@@ -308,6 +311,7 @@ async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Host
 
 async def test_a_listen_stream_hears_only_the_callers_own_tasks(hosted: Hosted) -> None:
     async with hosted.session(KEY_A, mode="auto") as a, hosted.session(KEY_B, mode="auto") as b:
+        hosted.sim.job_seconds = 1000  # runs until A listens: a task that ended first would announce nothing
         task_id = structured(await a.call_tool("imagine", {"prompt": "a comet", "wait": False}))["id"]
         uri = f"mj://tasks/{task_id}"
         heard_b: list[str] = []
@@ -321,6 +325,7 @@ async def test_a_listen_stream_hears_only_the_callers_own_tasks(hosted: Hosted) 
             tg.start_soon(listen_as_b)
             with anyio.fail_after(15):
                 async with a.listen(resource_subscriptions=[uri]) as sub:
+                    hosted.sim.job_seconds = 0.6
                     async for event in sub:
                         assert isinstance(event, ResourceUpdated) and event.uri == uri
                         if await status_of(a, uri) == "SUCCESS":

@@ -120,16 +120,19 @@ def output_schema(view: type[View]) -> dict[str, Any]:
 
 
 def call_result(preview: PreviewSetting, rendered: Rendered, output: type[View] | None = None) -> CallToolResult:
-    """The MCP form of a rendered result: text blocks (the last names the tasks' resources), the preview.
+    """The MCP form of a rendered result: one text block (the text, the notes, a last line naming the
+    tasks' resources), then the preview.
 
+    One text block, because some clients (smolagents) keep only the first content item: it alone
+    names the task, its status and buttons, the next call and the `mj://tasks/{id}` URI.
     No `resource_link` items: several frameworks turn them into file URLs that model APIs refuse,
-    so the `mj://tasks/{id}` URIs are named in text instead. With MJ_PREVIEW=none there is no image
-    item either, for frameworks that would turn it into text.
+    so the URIs are named in text instead. With MJ_PREVIEW=none there is no image item either, for
+    frameworks that would turn it into text.
     """
-    content: list[ContentBlock] = [TextContent(text=rendered.text)]
-    content.extend(TextContent(text=note) for note in rendered.notes)
+    lines = [rendered.text, *rendered.notes]
     if rendered.links:
-        content.append(TextContent(text="Resources: " + ", ".join(link.uri for link in rendered.links)))
+        lines.append("Resources: " + ", ".join(link.uri for link in rendered.links))
+    content: list[ContentBlock] = [TextContent(text="\n".join(lines))]
     if rendered.preview is not None and preview == "image":
         data = base64.b64encode(rendered.preview.data).decode("ascii")
         content.append(ImageContent(data=data, mime_type=rendered.preview.mime))

@@ -506,6 +506,20 @@ async def test_bad_arguments_name_the_field_and_the_next_step(
     assert "errors.pydantic.dev" not in body
 
 
+async def test_a_task_id_sent_as_a_number_is_read_as_its_digits(client: Client) -> None:
+    # The MCP Inspector CLI parses `--tool-arg taskId=1796173251888676` as JSON: a number.
+    grid = await imagine(client)
+    result = await press(client, int(grid["id"]), "U1")  # type: ignore[arg-type]  # the wire type on purpose
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None and result.structured_content["status"] == "SUCCESS"
+    found = await call(client, "list_tasks", {"ids": [int(grid["id"])]})
+    assert not found.is_error, text(found)
+    # Only integers: a fraction or a bool for a string is still refused, naming the field.
+    for wrong in (1.5, True):
+        refused = await call(client, "get_task", {"taskId": wrong})
+        assert refused.is_error and "taskId" in text(refused)
+
+
 async def test_an_unknown_task_is_an_error_that_points_to_recent_tasks(client: Client) -> None:
     result = await call(client, "get_task", {"taskId": "1111111111111111"})
     assert result.is_error

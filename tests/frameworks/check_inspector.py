@@ -31,9 +31,6 @@ VERSION = "2.12.0"
 TOOL_IS_ERROR = 5
 """The CLI's exit status for a result with `isError: true` (the result is still on stdout)."""
 PACKAGE = f"@modelcontextprotocol/inspector@{VERSION}"
-FAILING_PROMPT = "a paper boat simulate-failure"
-"""The simulator fails a job whose prompt has this marker (`Quirks.failing_marker`)."""
-UNKNOWN_TASK = "1000000000000000"
 
 
 def inspector() -> Path:
@@ -94,9 +91,9 @@ async def exercise(target: list[str], *, preview: bool = True) -> None:
     assert len(images) == (1 if preview else 0), [item["type"] for item in grid["content"]]
     upscale = await call(target, "action", taskId=task["id"], customId="U1")  # another session
     assert not upscale.get("isError") and upscale["structuredContent"]["status"] == "SUCCESS", upscale
-    unknown = await call(target, "get_task", taskId=UNKNOWN_TASK)
+    unknown = await call(target, "get_task", taskId=harness.UNKNOWN_TASK)
     assert unknown.get("isError") and "not found" in first_text(unknown).lower(), unknown
-    failed = await call(target, "imagine", prompt=FAILING_PROMPT)
+    failed = await call(target, "imagine", prompt=harness.FAILING_PROMPT)
     assert failed.get("isError") and failed["structuredContent"]["status"] == "FAILURE", failed
 
 

@@ -235,7 +235,13 @@ async def test_imagine_waits_with_progress_and_returns_the_grid_with_an_image_th
     quadrants = sorted(settings.output_dir.glob("*-[1-4].png"))
     assert len(quadrants) == 4
     assert not [c for c in result.content if isinstance(c, ResourceLink)]  # frameworks choke on them
-    assert f"Resources: mj://tasks/{task['id']}" in text(result)
+    # The first item alone (all smolagents keeps) names the task, status, buttons, URI and next call.
+    first = result.content[0]
+    assert isinstance(first, TextContent)
+    assert first.text.startswith(f"IMAGINE task {task['id']}: SUCCESS")
+    assert "Buttons: U1, U2, U3, U4, 🔄, V1, V2, V3, V4" in first.text
+    assert f'Next: action with taskId="{task["id"]}"' in first.text
+    assert f"Resources: mj://tasks/{task['id']}" in first.text
 
 
 async def test_pressing_u2_by_label_upscales_the_second_image(client: Client) -> None:
@@ -498,6 +504,20 @@ async def test_bad_arguments_name_the_field_and_the_next_step(
     assert f"call {tool} again" in body
     assert "Traceback" not in body
     assert "errors.pydantic.dev" not in body
+
+
+async def test_a_task_id_sent_as_a_number_is_read_as_its_digits(client: Client) -> None:
+    # The MCP Inspector CLI parses `--tool-arg taskId=1796173251888676` as JSON: a number.
+    grid = await imagine(client)
+    result = await press(client, int(grid["id"]), "U1")  # type: ignore[arg-type]  # the wire type on purpose
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None and result.structured_content["status"] == "SUCCESS"
+    found = await call(client, "list_tasks", {"ids": [int(grid["id"])]})
+    assert not found.is_error, text(found)
+    # Only integers: a fraction or a bool for a string is still refused, naming the field.
+    for wrong in (1.5, True):
+        refused = await call(client, "get_task", {"taskId": wrong})
+        assert refused.is_error and "taskId" in text(refused)
 
 
 async def test_an_unknown_task_is_an_error_that_points_to_recent_tasks(client: Client) -> None:
@@ -833,17 +853,16 @@ def test_a_rendered_result_becomes_mcp_content_in_its_order() -> None:
         links=(Link("1", "IMAGINE SUCCESS"), Link("2")),
     )
     result = call_result("image", rendered)
-    assert [type(c).__name__ for c in result.content] == [
-        "TextContent", "TextContent", "TextContent", "TextContent", "ImageContent",
-    ]  # fmt: skip
-    assert [c.text for c in result.content if isinstance(c, TextContent)] == [
-        "main", "first note", "second note", "Resources: mj://tasks/1, mj://tasks/2",
-    ]  # fmt: skip
-    image = result.content[4]
+    # One text item first: clients that keep only content[0] (smolagents) still get it all.
+    assert [type(c).__name__ for c in result.content] == ["TextContent", "ImageContent"]
+    first = result.content[0]
+    assert isinstance(first, TextContent)
+    assert first.text == "main\nfirst note\nsecond note\nResources: mj://tasks/1, mj://tasks/2"
+    image = result.content[1]
     assert isinstance(image, ImageContent) and base64.b64decode(image.data) == b"img"
     assert (result.structured_content, result.is_error) == ({"id": "1"}, False)
     text_only = call_result("none", rendered)  # MJ_PREVIEW=none
-    assert [type(c).__name__ for c in text_only.content] == ["TextContent"] * 4
+    assert [type(c).__name__ for c in text_only.content] == ["TextContent"]
     error = call_result("image", error_result("bad"))
     assert (error.structured_content, error.is_error) == (None, True)
 

@@ -47,12 +47,17 @@ def build_tool(
     control_fields = _wire_names(spec.controls)
     parameters = surface.schema(spec.request, spec.controls)
     required = frozenset(cast(list[str], parameters.get("required", [])))
+    properties = cast(dict[str, dict[str, Any]], parameters.get("properties", {}))
     output = spec.output
 
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
         # Some frameworks send every argument, filling the ones the model left out with null, ""
         # or []: for an optional argument each of those means "not given".
-        given = {k: v for k, v in arguments.items() if k in required or not _blank(v)}
+        given = {
+            k: _integers_as_digits(v, properties.get(k, {}))
+            for k, v in arguments.items()
+            if k in required or not _blank(v)
+        }
         if (refusal := surface.refusal(spec.name, spec.request, given)) is not None:
             return call_result(preview, error_result(refusal))
         try:
@@ -120,16 +125,19 @@ def output_schema(view: type[View]) -> dict[str, Any]:
 
 
 def call_result(preview: PreviewSetting, rendered: Rendered, output: type[View] | None = None) -> CallToolResult:
-    """The MCP form of a rendered result: text blocks (the last names the tasks' resources), the preview.
+    """The MCP form of a rendered result: one text block (the text, the notes, a last line naming the
+    tasks' resources), then the preview.
 
+    One text block, because some clients (smolagents) keep only the first content item: it alone
+    names the task, its status and buttons, the next call and the `mj://tasks/{id}` URI.
     No `resource_link` items: several frameworks turn them into file URLs that model APIs refuse,
-    so the `mj://tasks/{id}` URIs are named in text instead. With MJ_PREVIEW=none there is no image
-    item either, for frameworks that would turn it into text.
+    so the URIs are named in text instead. With MJ_PREVIEW=none there is no image item either, for
+    frameworks that would turn it into text.
     """
-    content: list[ContentBlock] = [TextContent(text=rendered.text)]
-    content.extend(TextContent(text=note) for note in rendered.notes)
+    lines = [rendered.text, *rendered.notes]
     if rendered.links:
-        content.append(TextContent(text="Resources: " + ", ".join(link.uri for link in rendered.links)))
+        lines.append("Resources: " + ", ".join(link.uri for link in rendered.links))
+    content: list[ContentBlock] = [TextContent(text="\n".join(lines))]
     if rendered.preview is not None and preview == "image":
         data = base64.b64encode(rendered.preview.data).decode("ascii")
         content.append(ImageContent(data=data, mime_type=rendered.preview.mime))
@@ -175,6 +183,21 @@ def _annotations(spec: ToolSpec[Any, Any]) -> ToolAnnotations:
         idempotent_hint=True if spec.kind == "read" else None,
         open_world_hint=True,
     )
+
+
+def _integers_as_digits(value: Any, schema: dict[str, Any]) -> Any:
+    """An integer sent for a string (or for an item of an array of strings) as its digits.
+
+    Task ids are numeric strings, and a client that parses typed-in values as JSON (the MCP
+    Inspector CLI: `--tool-arg taskId=1796173251888676`) sends them as numbers. Only integers:
+    a fraction or a bool for a string is still refused."""
+    kind = schema.get("type")
+    if kind == "string" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if kind == "array" and isinstance(value, list):
+        items = cast(dict[str, Any], schema.get("items", {}))
+        return [_integers_as_digits(item, items) for item in cast(list[Any], value)]
+    return value
 
 
 def _blank(value: Any) -> bool:

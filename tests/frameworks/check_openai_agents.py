@@ -153,6 +153,29 @@ async def over_sse_a_session_per_call() -> None:
         assert "SUCCESS" in text_of(upscale), text_of(upscale)
 
 
+async def errors_and_no_preview() -> None:
+    """Error results (the SDK's client skips the outputSchema check only for those) reach the model
+    as their text; MJ_PREVIEW=none leaves a text-only result; `use_structured_content` gives the
+    model the compact task instead."""
+    with harness.http_server("streamable-http", harness.base_env(MJ_PREVIEW="none")) as url:
+        params = {"url": f"{url}/mcp", "headers": harness.auth()}
+        async with connected(MCPServerStreamableHttp(params, client_session_timeout_seconds=600)) as server:
+            tools = await function_tools(server)
+            grid = await invoke(tools["imagine"], json.dumps({"prompt": harness.PROMPT}))
+            assert "SUCCESS" in text_of(grid) and not images_of(grid), grid
+            unknown = await invoke(tools["get_task"], json.dumps({"taskId": harness.UNKNOWN_TASK}))
+            assert "not found" in text_of(unknown), text_of(unknown)
+            failed = await invoke(tools["imagine"], json.dumps({"prompt": harness.FAILING_PROMPT}))
+            assert "FAILURE" in text_of(failed) and "Next:" in text_of(failed), text_of(failed)
+        structured = MCPServerStreamableHttp(params, client_session_timeout_seconds=600, use_structured_content=True)
+        async with connected(structured) as server:
+            tools = await function_tools(server)
+            task = json.loads(
+                text_of(await invoke(tools["get_task"], json.dumps({"taskId": harness.task_id_in(text_of(grid))})))
+            )
+            assert task["status"] == "SUCCESS" and task["buttons"], task
+
+
 async def default_timeout_retry_pays_once() -> None:
     """The SDK's default 5 s client timeout against a 12 s job: the agent's retry joins the job.
 
@@ -187,6 +210,7 @@ async def main() -> None:
     await checks.run("stdio: strict schemas, imagine -> U1", over_stdio)
     await checks.run("streamable-http: strict schemas, imagine -> U1", over_streamable_http)
     await checks.run("sse: imagine and U1 in two sessions", over_sse_a_session_per_call)
+    await checks.run("streamable-http, MJ_PREVIEW=none: errors as text, structured content", errors_and_no_preview)
     await checks.run(
         "default 5 s timeout, 12 s job, retried: one submit, finished task", default_timeout_retry_pays_once
     )

@@ -29,8 +29,14 @@ def exercise(parameters: Any) -> None:
             tool.validate_arguments()  # smolagents' own check of the converted inputs
         grid = call(tools["imagine"], prompt=harness.PROMPT)
         assert "SUCCESS" in grid, grid[:500]
-        upscale = call(tools["action"], taskId=harness.task_id_in(grid), customId="U1")
+        # Only content[0] reaches the agent: it names the buttons, the next call and the task's URI.
+        task_id = harness.task_id_in(grid)
+        assert "Buttons: U1" in grid and f'action with taskId="{task_id}"' in grid, grid
+        assert f"mj://tasks/{task_id}" in grid, grid
+        upscale = call(tools["action"], taskId=task_id, customId="U1")
         assert "SUCCESS" in upscale, upscale[:500]
+        failed = call(tools["imagine"], prompt=harness.FAILING_PROMPT)  # an error result reaches it as text
+        assert "FAILURE" in failed and "Next:" in failed, failed
 
 
 async def over_stdio() -> None:
@@ -44,11 +50,30 @@ async def over_http(transport: str, path: str) -> None:
         await asyncio.to_thread(exercise, parameters)
 
 
+def exercise_structured(parameters: Any) -> None:
+    """`structured_output=True` (smolagents' coming default): a tool returns the structured content,
+    the compact task its outputSchema declares; an error result still comes back as its text."""
+    with ToolCollection.from_mcp(parameters, trust_remote_code=True, structured_output=True) as collection:
+        tools = {tool.name: tool for tool in collection.tools}
+        grid = tools["imagine"](**(dict.fromkeys(tools["imagine"].inputs) | {"prompt": harness.PROMPT}))
+        assert grid["status"] == "SUCCESS" and grid["buttons"], grid
+        arguments = dict.fromkeys(tools["action"].inputs) | {"taskId": grid["id"], "customId": "U1"}
+        assert tools["action"](**arguments)["status"] == "SUCCESS"
+        unknown = tools["get_task"](**(dict.fromkeys(tools["get_task"].inputs) | {"taskId": harness.UNKNOWN_TASK}))
+        assert "not found" in str(unknown), unknown
+
+
+async def over_stdio_structured() -> None:
+    command, args, env = harness.stdio_server(MJ_PREVIEW="none")
+    await asyncio.to_thread(exercise_structured, StdioServerParameters(command=command, args=args, env=env))
+
+
 async def main() -> None:
     checks = harness.Checks("smolagents")
     await checks.run("stdio: every input sent, None for the unused; imagine -> U1", over_stdio)
     await checks.run("streamable-http: imagine -> U1", lambda: over_http("streamable-http", "/mcp"))
     await checks.run("sse: imagine -> U1", lambda: over_http("sse", "/sse"))
+    await checks.run("stdio, structured_output=True: the compact task, errors as text", over_stdio_structured)
     checks.finish()
 
 

@@ -36,6 +36,10 @@ TOOLS = 20
 """How many tools the server lists for the `plus` profile (every upstream operation)."""
 
 PROMPT = "a paper boat on a pond"
+FAILING_PROMPT = "a paper boat simulate-failure"
+"""The simulator fails a job whose prompt has this marker (its `Quirks.failing_marker`)."""
+UNKNOWN_TASK = "1000000000000000"
+"""A task id the simulator does not know."""
 TOKEN = "framework-check-token"
 """The bearer token the HTTP servers demand (`MJ_MCP_TOKEN`), as a real deployment would."""
 

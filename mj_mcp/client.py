@@ -62,12 +62,12 @@ from mj_mcp.models import (
     Mode,
     ModePrefix,
     Page,
-    QueryRequest,
     SubmitResult,
     Task,
     UploadRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.replies import Reply
 from mj_mcp.retrying import Again, Sleep, equal_jitter, retrying
 from mj_mcp.streams import declared_too_large, read_capped

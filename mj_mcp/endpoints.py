@@ -22,7 +22,6 @@ from mj_mcp.models import (
     FetchRequest,
     ImagineRequest,
     ModalRequest,
-    QueryRequest,
     ShortenRequest,
     ShowRequest,
     SimpleChangeRequest,
@@ -32,6 +31,7 @@ from mj_mcp.models import (
     VideoRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 
 __all__ = ["ENDPOINTS", "Endpoint", "Retry"]
 

@@ -28,12 +28,12 @@ from mj_mcp.config import Settings, ToolFields
 from mj_mcp.models import (
     DescribeRequest,
     ImagineRequest,
-    QueryRequest,
     ShortenRequest,
     ShowRequest,
     SwapFaceRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 
 __all__ = [
     "AS_MODELS",

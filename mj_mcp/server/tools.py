@@ -30,7 +30,6 @@ from mj_mcp.models import (
     ImagineRequest,
     ModalRequest,
     Mode,
-    QueryRequest,
     ShortenRequest,
     ShowRequest,
     SimpleChangeRequest,
@@ -41,6 +40,7 @@ from mj_mcp.models import (
     VideoRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.results import (
     Rendered,
     cancel_result,

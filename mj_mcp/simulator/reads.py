@@ -8,7 +8,8 @@ from typing import Any, Final
 
 from starlette.responses import JSONResponse, Response
 
-from mj_mcp.models import CODE_NOT_FOUND, CODE_SUCCESS, CODE_VALIDATION, ConditionRequest, QueryRequest
+from mj_mcp.models import CODE_NOT_FOUND, CODE_SUCCESS, CODE_VALIDATION, ConditionRequest
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.simulator.core import UNFINISHED, SimTask
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import digest

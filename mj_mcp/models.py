@@ -60,6 +60,7 @@ BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
 Motion = Literal["low", "high"]
+VideoType = Literal["vid_1.1_i2v_480", "vid_1.1_i2v_720"]
 ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
 # Return codes (identical in NZ, PLUS and TA)
 CODE_SUCCESS: Final = 1
@@ -168,6 +169,7 @@ class DescribeRequest(_AccountSelection):
 
     base64: ImageInput = Field(description="The image.")
     link: SkipJsonSchema[str | None] = None  # trueai: an image URL sent as is (the server fills it in)
+    language: str | None = Field(default=None, max_length=16, description="Prompts translated to: zh.")
 
 
 class ShortenRequest(_AccountSelection):
@@ -185,6 +187,7 @@ class ActionRequest(WireModel):
         max_length=512,
         description="Label as shown (U2, 🔄, Vary (Strong), pan left) or customId.",
     )
+    enable_remix: bool | None = Field(default=None, description="Remix: MODAL for a new prompt.")
     notify_hook: NotifyHook = None
     state: State = None
 
@@ -219,6 +222,19 @@ class VideoRequest(WireModel):
     prompt: str = Field(min_length=1, max_length=8192, description="What happens.")
     image: str | None = Field(default=None, description="First frame.")
     motion: Motion | None = Field(default=None, description="low (default) or high.")
+    end_image: str | None = Field(default=None, description="Last frame.")
+    loop: bool | None = Field(default=None, description="Ends where it starts.")
+    video_type: VideoType | None = Field(default=None, description="720 = HD.")
+    batch_size: Literal[1, 2, 4] | None = Field(default=None, description="Videos (default 4).")
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class RetextureRequest(WireModel):
+    """retexture (trueai): `POST /mj/submit/retexture` (new surfaces, same shapes)."""
+
+    prompt: str = Field(min_length=1, max_length=8192, description="The new look, e.g. 'made of glass'.")
+    image: ImageInput = Field(description="The image.")
     notify_hook: NotifyHook = None
     state: State = None
 

@@ -21,7 +21,7 @@ Chinese message as the audit quotes them). Each A/B test failed on fa52361's beh
 | B7 hints naming buttons new-api refuses | test_b7_hints_never_name_a_button_new_api_cannot_press |
 | B8 trueai per-user limits | test_b8_a_trueai_per_user_limit_says_try_later |
 | B9 the callback secret | test_b9_the_notify_hook_never_reaches_the_model |
-| B10 trueai video tasks | open: the label is results.py's (another helper's); not verified end to end (audit) |
+| B10 trueai video tasks | test_b10_a_trueai_video_whose_image_url_is_its_video_is_not_called_a_start_image |
 | D1 routes TA lacks | tests/test_simulator_profiles.py::test_each_upstream_routes_exactly_its_own_endpoints_and_answers_the_rest_with_its_404 |
 | D2 Spring's 404 | tests/test_simulator_profiles.py::test_novicezk_speaks_spring_and_its_tasks_have_no_buttons |
 | D3 mode prefixes | tests/test_simulator_profiles.py::test_a_mode_prefix_the_upstream_does_not_route_is_its_404 |
@@ -297,6 +297,17 @@ async def test_b9_the_notify_hook_never_reaches_the_model(upstream: ProfileName)
         listed = await s.call("list_tasks", {"ids": [task["id"]]})
     for result in (shown, listed):
         assert "s3cr3t-path" not in text(result) + repr(result.structured_content)
+
+
+async def test_b10_a_trueai_video_whose_image_url_is_its_video_is_not_called_a_start_image() -> None:
+    async with session("trueai", quirks={"official_cdn": True}) as s:
+        video = await s.call("video", {"prompt": "waves rolling", "image": data_uri(), "motion": "low"})
+    said = text(video)
+    assert not video.is_error, said
+    task = video.structured_content or {}
+    assert str(task["imageUrl"]).endswith(".mp4")  # EnableFillOfficialCdn: imageUrl is the video itself
+    assert "Start image" not in said
+    assert f"Videos: {task['imageUrl']}" in said
 
 
 # -- new-api's channel behind it (item 3 of the brief: change/simple-change by channel type) ------

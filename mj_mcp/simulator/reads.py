@@ -26,7 +26,7 @@ class Reads(Handlers):
 
     def view(self, task: SimTask) -> dict[str, Any]:
         """The task as the upstream shows it now."""
-        return upstream_view(task, self.store.snapshot(task), self.profile)
+        return upstream_view(task, self.store.snapshot(task), self.profile, official_cdn=self.quirks.official_cdn)
 
     async def fetch(self, call: Call) -> Response:
         task = self.store.get(call.params["id"])

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Final, get_args
+from typing import Any, Final, cast, get_args
 
 from pydantic_core import PydanticUndefined
 
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_UPSTREAM,
         help=f"the upstream software to play (default {DEFAULT_UPSTREAM})",
     )
+    simulate.add_argument(
+        "--channel",
+        dest="sim_channel",
+        default=None,
+        help="with --upstream new-api: the proxy behind it, plus (default), trueai or novicezk",
+    )
     commands.add_parser("demo", help="a first run: imagine, watch progress, upscale, save the images")
     return parser
 
@@ -131,6 +137,18 @@ def _exit_at_once(signum: int, frame: object) -> None:
     os._exit(0)
 
 
+def _channel(upstream: str, channel: str) -> str:
+    """`--channel`, checked: only new-api has a proxy behind it (imported here: the simulator is
+    not loaded at start-up)."""
+    from mj_mcp.simulator.profiles import CHANNELS, PROFILE_BY_NAME
+
+    if PROFILE_BY_NAME[cast(Any, upstream)].channel is None:  # a gateway's profile names its channel
+        raise SettingsError(f"--channel goes with --upstream new-api (the proxy behind it), not with {upstream}")
+    if channel not in CHANNELS:
+        raise SettingsError(f"--channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+    return channel
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from mj_mcp.simulator import run_simulator
 
@@ -142,8 +160,12 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.sim_key:
         options["api_key"] = args.sim_key
     options["upstream"] = args.sim_upstream
+    playing = args.sim_upstream
+    if args.sim_channel is not None:
+        options["channel"] = _channel(args.sim_upstream, args.sim_channel)
+        playing = f"{playing} in front of a {args.sim_channel} proxy"
     print(
-        f"mj-mcp simulator playing {args.sim_upstream} on http://{args.sim_host}:{args.sim_port}/mj (Ctrl+C to stop)",
+        f"mj-mcp simulator playing {playing} on http://{args.sim_host}:{args.sim_port}/mj (Ctrl+C to stop)",
         file=sys.stderr,
     )
     run_simulator(args.sim_host, args.sim_port, **options)

@@ -62,12 +62,12 @@ from mj_mcp.models import (
     Mode,
     ModePrefix,
     Page,
-    QueryRequest,
     SubmitResult,
     Task,
     UploadRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.replies import Reply
 from mj_mcp.retrying import Again, Sleep, equal_jitter, retrying
 from mj_mcp.streams import declared_too_large, read_capped
@@ -341,7 +341,8 @@ class MjClient(AbstractAsyncContextManager["MjClient"]):
 
     def _body(self, endpoint: Endpoint, request: WireModel, mode: Mode | None) -> dict[str, Any]:
         """A job's JSON as this upstream reads it: mode in the prompt, account selection in its shape."""
-        body = request.to_wire()
+        # Fields only another upstream reads are never sent: this one would ignore them at best.
+        body = {k: v for k, v in request.to_wire().items() if k not in self.profile.unread(type(request))}
         chosen = (mode or self.mode) if endpoint.mode_applies else ""
         prompt = body.get("prompt")
         # A job without a prompt (a button, a blend) runs in the account's default mode here; a

@@ -22,7 +22,7 @@ from mj_mcp.models import (
     FetchRequest,
     ImagineRequest,
     ModalRequest,
-    QueryRequest,
+    RetextureRequest,
     ShortenRequest,
     ShowRequest,
     SimpleChangeRequest,
@@ -32,6 +32,7 @@ from mj_mcp.models import (
     VideoRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 
 __all__ = ["ENDPOINTS", "Endpoint", "Retry"]
 
@@ -122,6 +123,7 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
         _job("swap_face", "/mj/insight-face/swap", SwapFaceRequest),
         _job("video", "/mj/submit/video", VideoRequest, references_task=True),
         _job("edit", "/mj/submit/edits", EditsRequest),
+        _job("retexture", "/mj/submit/retexture", RetextureRequest),
         _job("upload_images", "/mj/submit/upload-discord-images", UploadRequest, creates_task=False),
         _job("show", "/mj/submit/show", ShowRequest, references_task=True),
         _job("change", "/mj/submit/change", ChangeRequest, references_task=True),

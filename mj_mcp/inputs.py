@@ -30,7 +30,9 @@ from mj_mcp.promptcheck import check_prompt, parameters_of
 
 __all__ = ["IMAGE_FIELDS", "Inputs"]
 
-IMAGE_FIELDS: Final = ("base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image")
+IMAGE_FIELDS: Final = (
+    "base64_array", "base64", "mask_base64", "source_base64", "target_base64", "image", "end_image"
+)  # fmt: skip
 REMEMBERED: Final = 256
 """Button presses (and image sizes) remembered for the modal rules."""
 
@@ -126,7 +128,7 @@ class Inputs:
             return None
         if isinstance(value, list):
             return [await images.to_data_uri(v) for v in value]
-        if attr == "image" and self._is_url(value):
+        if attr in ("image", "end_image") and self._is_url(value):
             # video/edits take URLs as they are; they must still be public addresses.
             return await images.check_url(value)
         if attr == "mask_base64":

@@ -26,7 +26,7 @@ from mj_mcp import buttons
 from mj_mcp.audit import AuditLog
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.client import MjClient
-from mj_mcp.endpoints import Endpoint
+from mj_mcp.endpoints import ENDPOINTS, Endpoint
 from mj_mcp.errors import (
     GuardrailError,
     InputError,
@@ -284,7 +284,16 @@ class Jobs:
             await self._repeats.answered(key, earlier)
             return dataclasses.replace(outcome, joined=True)
         sent, sent_request = self._as_offered(endpoint, request)
-        submitted = await self.submit(sent, sent_request, mode=mode)
+        try:
+            submitted = await self.submit(sent, sent_request, mode=mode)
+        except UpstreamRejectedError as exc:
+            pressed = self._button_instead(sent_request, exc)
+            if pressed is None:
+                raise
+            logger.info(
+                "%s has no route upstream (HTTP 404, nothing started): pressing %s", sent.name, pressed.custom_id
+            )
+            submitted = await self.submit(ENDPOINTS["action"], pressed, mode=mode)
         await self._repeats.started(key, submitted.task_id)
         try:
             outcome = await self._follow(endpoint, submitted, wait=wait, timeout=timeout, on_progress=on_progress)
@@ -339,10 +348,16 @@ class Jobs:
                 raise InputError(f"{endpoint.name}: {exc}.", hint="Fix content and call again.") from None
         if not isinstance(change, ChangeRequest) or instead.request is ChangeRequest:
             return instead, change
-        label = change_button(change)
-        return instead, ActionRequest(
-            task_id=change.task_id, custom_id=label, notify_hook=change.notify_hook, state=change.state
-        )
+        return instead, _pressing(change)
+
+    def _button_instead(self, request: WireModel, refused: UpstreamRejectedError) -> ActionRequest | None:
+        """The grid button to press for a `change` the upstream has no route for, or None.
+
+        new-api relays change to its channel as it came, and a trueai channel has no change route:
+        its HTTP 404 means nothing started, so pressing the button the change names pays once."""
+        if refused.http_status != 404 or not isinstance(request, ChangeRequest):
+            return None
+        return _pressing(request) if self._client.profile.offers(ENDPOINTS["action"]) else None
 
     async def submit(self, endpoint: Endpoint, request: WireModel, *, mode: Mode | None = None) -> Submitted:
         """Prepare and send a job; count it, audit it, and tell the callback receiver to expect it."""
@@ -537,6 +552,13 @@ def _modal_step(endpoint: Endpoint, waited: WaitOutcome, submitted: Submitted | 
         return ModalLagging() if waited.timed_out else ModalNotTaken(MODAL_GRACE)
     custom_id = submitted.custom_id if submitted else ""
     return ModalNeeded(custom_id or waited.task.custom_id or "")
+
+
+def _pressing(change: ChangeRequest) -> ActionRequest:
+    """The `action` that presses the grid button `change` names (U2, V1, 🔄; resolved on the task)."""
+    return ActionRequest(
+        task_id=change.task_id, custom_id=change_button(change), notify_hook=change.notify_hook, state=change.state
+    )
 
 
 def _stub(endpoint: Endpoint, task_id: str, status: str = Status.SUBMITTED) -> Task:

@@ -60,15 +60,8 @@ BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 AccountMode = Literal["RELAX", "FAST", "TURBO"]
 Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
 Motion = Literal["low", "high"]
+VideoType = Literal["vid_1.1_i2v_480", "vid_1.1_i2v_720"]
 ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
-QueryAction = Literal[
-    "IMAGINE", "UPSCALE", "VARIATION", "REROLL", "ZOOM", "PAN", "DESCRIBE", "BLEND", "SHORTEN", "SWAP_FACE",
-    "VIDEO", "EDIT",
-]  # fmt: skip
-QueryStatus = Literal["NOT_START", "SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE", "SUCCESS", "CANCEL"]
-"""The `Status` names, in its order (tests hold the two equal). A Literal rather than the enum, so
-that the query's schema and its validation errors list plain strings."""
-
 # Return codes (identical in NZ, PLUS and TA)
 CODE_SUCCESS: Final = 1
 CODE_NOT_FOUND: Final = 3
@@ -176,6 +169,7 @@ class DescribeRequest(_AccountSelection):
 
     base64: ImageInput = Field(description="The image.")
     link: SkipJsonSchema[str | None] = None  # trueai: an image URL sent as is (the server fills it in)
+    language: str | None = Field(default=None, max_length=16, description="Prompts translated to: zh.")
 
 
 class ShortenRequest(_AccountSelection):
@@ -193,6 +187,7 @@ class ActionRequest(WireModel):
         max_length=512,
         description="Label as shown (U2, 🔄, Vary (Strong), pan left) or customId.",
     )
+    enable_remix: bool | None = Field(default=None, description="Remix: MODAL for a new prompt.")
     notify_hook: NotifyHook = None
     state: State = None
 
@@ -227,6 +222,19 @@ class VideoRequest(WireModel):
     prompt: str = Field(min_length=1, max_length=8192, description="What happens.")
     image: str | None = Field(default=None, description="First frame.")
     motion: Motion | None = Field(default=None, description="low (default) or high.")
+    end_image: str | None = Field(default=None, description="Last frame.")
+    loop: bool | None = Field(default=None, description="Ends where it starts.")
+    video_type: VideoType | None = Field(default=None, description="720 = HD.")
+    batch_size: Literal[1, 2, 4] | None = Field(default=None, description="Videos (default 4).")
+    notify_hook: NotifyHook = None
+    state: State = None
+
+
+class RetextureRequest(WireModel):
+    """retexture (trueai): `POST /mj/submit/retexture` (new surfaces, same shapes)."""
+
+    prompt: str = Field(min_length=1, max_length=8192, description="The new look, e.g. 'made of glass'.")
+    image: ImageInput = Field(description="The image.")
     notify_hook: NotifyHook = None
     state: State = None
 
@@ -305,27 +313,6 @@ class ConditionRequest(WireModel):
     ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         min_length=1, max_length=500, description="Task ids."
     )
-
-
-class QueryRequest(WireModel):
-    """The paged query: `POST /mj/task/query` (Spring Data page)."""
-
-    page_number: int = Field(default=0, ge=0, description="0-based.")
-    page_size: int = Field(default=10, ge=1, le=100, description="Tasks per page.")
-    sort: str | None = Field(
-        default="submitTime,desc", pattern=r"^[A-Za-z]+,(asc|desc)$", description="Field,asc|desc."
-    )
-    id: str | None = Field(default=None, description="Filter: task id.")
-    ids: list[str] | None = Field(default=None, description="Filter: task ids.")
-    action: QueryAction | None = Field(default=None, description="Filter: action.")
-    status: QueryStatus | None = Field(default=None, description="Filter: status.")
-    status_set: list[QueryStatus] | None = Field(default=None, description="Filter: any of these statuses.")
-    instance_id: str | None = Field(default=None, description="Filter: account instance.")
-    prompt: str | None = Field(default=None, description="Filter: prompt contains.")
-    prompt_en: str | None = Field(default=None, description="Filter: English prompt contains.")
-    description: str | None = Field(default=None, description="Filter: description contains.")
-    fail_reason: str | None = Field(default=None, description="Filter: failReason contains.")
-    state: str | None = Field(default=None, description="Filter: state equals.")
 
 
 class TaskIdRequest(WireModel):

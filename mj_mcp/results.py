@@ -347,8 +347,10 @@ def _task_line(task: Task, saved: Path | None = None) -> str:
 
 def _locations(task: Task, media: Media) -> list[str]:
     lines: list[str] = []
-    if task.image_url:
-        # A video task's imageUrl is the picture it was made from, not a result.
+    videos = {task.video_url, *(v.url for v in task.video_urls or ())}
+    # trueai with EnableFillOfficialCdn makes a video task's imageUrl its first video: listed below.
+    if task.image_url and task.image_url not in videos:
+        # Otherwise a video task's imageUrl is the picture it was made from, not a result.
         label = "Start image" if (task.action or "").upper() == "VIDEO" else "Image"
         lines.append(f"{label}: {task.image_url}")
     if media.saved is not None:

@@ -19,18 +19,22 @@ from pydantic import Field
 
 from mj_mcp.endpoints import ENDPOINTS, Endpoint
 from mj_mcp.models import (
+    ActionRequest,
     AuthHeader,
     ChangeRequest,
+    DescribeRequest,
     InstanceId,
     ModePrefix,
     Modes,
     Remix,
     SimpleChangeRequest,
+    VideoRequest,
     WireModel,
 )
 
 __all__ = [
     "DEFAULT_UPSTREAM",
+    "EXTRA_FIELDS",
     "PROFILES",
     "UPSTREAM_NAMES",
     "AccountSelection",
@@ -98,6 +102,8 @@ class Profile:
     """Describe takes an image URL in `link`: sent there, it needs no upload (which may be switched off)."""
     fingerprint: str
     """How to tell that a reply comes from this program."""
+    reads: Mapping[type[WireModel], frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    """The `EXTRA_FIELDS` (wire names, by request model) it reads; the others are neither listed nor sent."""
 
     def offers(self, endpoint: Endpoint | str) -> bool:
         """Whether the endpoint works here, directly or done another way (`alternative_for`)."""
@@ -115,6 +121,10 @@ class Profile:
         other = self.done_as.get(name)
         return ENDPOINTS[other] if other is not None else None
 
+    def unread(self, request: type[WireModel]) -> frozenset[str]:
+        """The wire names of `request`'s `EXTRA_FIELDS` this program does not read."""
+        return EXTRA_FIELDS.get(request, frozenset()) - self.reads.get(request, frozenset())
+
     def presses(self, custom_id: str) -> bool:
         """Whether a button with this customId can be pressed here (so a hint may suggest it)."""
         return not custom_id.startswith(self.unrelayed_buttons)
@@ -123,6 +133,19 @@ class Profile:
     def setting(self) -> str:
         """The setting that selects this profile."""
         return f"MJ_UPSTREAM={self.name}"
+
+
+EXTRA_FIELDS: Final[Mapping[type[WireModel], frozenset[str]]] = MappingProxyType(
+    {
+        VideoRequest: frozenset({"endImage", "loop", "videoType", "batchSize"}),
+        ActionRequest: frozenset({"enableRemix"}),
+        DescribeRequest: frozenset({"language"}),
+    }
+)
+"""DTO fields only some upstreams read (trueai's SubmitVideoDTO, SubmitActionDTO, SubmitDescribeDTO;
+its action DTO also declares `strong`, which nothing there reads, so it is not offered):
+a profile names those it reads in `Profile.reads`. The others ignore them at best, so they cost the
+default surface nothing: neither listed nor sent there."""
 
 
 def _names(*names: str) -> frozenset[str]:
@@ -147,6 +170,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 auth_header="bearer",
                 mode_prefix="/{mode}",
                 account_filter="top_level",
+                lacks=_names("retexture"),  # trueai's own route
                 code_21="task_exists",
                 fingerprint="the midjourney-proxy envelope {code, description, result, properties} on every route",
             ),
@@ -158,7 +182,9 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 # `/mj-fast/mj/...` loses its prefix: only the prompt keyword reaches Midjourney.
                 mode_prefix="prompt",
                 account_filter="top_level",
-                lacks=_names("show", "recent_tasks", "task_queue", "cancel_task", "query_tasks", "simple_change"),
+                lacks=_names(
+                    "show", "recent_tasks", "task_queue", "cancel_task", "query_tasks", "simple_change", "retexture"
+                ),
                 # Its simple-change route derives the model "mj_" and always fails (503/403).
                 done_as=_done_as(simple_change="change"),
                 code_21="task_exists",
@@ -188,6 +214,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 max_body_bytes=30 * MB,  # Kestrel's default body limit (Program.cs)
                 describe_link=True,
                 fingerprint='{"success":false,"code":-1,"message":…} at HTTP 200 for refusals and bad requests',
+                reads=EXTRA_FIELDS,
             ),
             Profile(
                 name="novicezk",
@@ -207,6 +234,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                     "image_seed",
                     "cancel_task",
                     "query_tasks",
+                    "retexture",
                 ),
                 code_21="task_exists",
                 reroll_index=True,  # ignored for REROLL there, so sending one is harmless

@@ -21,7 +21,7 @@ Chinese message as the audit quotes them). Each A/B test failed on fa52361's beh
 | B7 hints naming buttons new-api refuses | test_b7_hints_never_name_a_button_new_api_cannot_press |
 | B8 trueai per-user limits | test_b8_a_trueai_per_user_limit_says_try_later |
 | B9 the callback secret | test_b9_the_notify_hook_never_reaches_the_model |
-| B10 trueai video tasks | open: the label is results.py's (another helper's); not verified end to end (audit) |
+| B10 trueai video tasks | test_b10_a_trueai_video_whose_image_url_is_its_video_is_not_called_a_start_image |
 | D1 routes TA lacks | tests/test_simulator_profiles.py::test_each_upstream_routes_exactly_its_own_endpoints_and_answers_the_rest_with_its_404 |
 | D2 Spring's 404 | tests/test_simulator_profiles.py::test_novicezk_speaks_spring_and_its_tasks_have_no_buttons |
 | D3 mode prefixes | tests/test_simulator_profiles.py::test_a_mode_prefix_the_upstream_does_not_route_is_its_404 |
@@ -299,17 +299,29 @@ async def test_b9_the_notify_hook_never_reaches_the_model(upstream: ProfileName)
         assert "s3cr3t-path" not in text(result) + repr(result.structured_content)
 
 
+async def test_b10_a_trueai_video_whose_image_url_is_its_video_is_not_called_a_start_image() -> None:
+    async with session("trueai", quirks={"official_cdn": True}) as s:
+        video = await s.call("video", {"prompt": "waves rolling", "image": data_uri(), "motion": "low"})
+    said = text(video)
+    assert not video.is_error, said
+    task = video.structured_content or {}
+    assert str(task["imageUrl"]).endswith(".mp4")  # EnableFillOfficialCdn: imageUrl is the video itself
+    assert "Start image" not in said
+    assert f"Videos: {task['imageUrl']}" in said
+
+
 # -- new-api's channel behind it (item 3 of the brief: change/simple-change by channel type) ------
 
 
-async def test_new_api_relays_change_to_its_channel_and_a_trueai_channel_answers_404() -> None:
+async def test_new_api_relays_change_to_its_channel_and_on_a_trueai_channel_s_404_presses_the_button() -> None:
     async with session("new-api", channel="trueai") as s:
         grid = await s.ok("imagine", {"prompt": "a lighthouse"})
-        said = await s.refused("change", {"taskId": grid["id"], "action": "UPSCALE", "index": 2})
+        pressed = await s.ok("change", {"taskId": grid["id"], "action": "UPSCALE", "index": 2})
+        # The channel's 404 started nothing; the server then pressed U2, once.
         assert s.sent("/submit/change") == 1
-        pressed = await s.ok("action", {"taskId": grid["id"], "customId": "U2"})
-    assert pressed["status"] == "SUCCESS"  # the same upscale, as the grid's button
-    assert "does not offer change (/mj/submit/change answered HTTP 404)" in said
+        assert s.sent("/submit/action") == 1
+    assert pressed["status"] == "SUCCESS"
+    assert pressed["action"] == "UPSCALE"
 
 
 # -- the table ---------------------------------------------------------------------------------

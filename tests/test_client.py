@@ -39,7 +39,6 @@ from mj_mcp.models import (
     EditsRequest,
     ImagineRequest,
     ModalRequest,
-    QueryRequest,
     ShortenRequest,
     ShowRequest,
     SimpleChangeRequest,
@@ -48,6 +47,7 @@ from mj_mcp.models import (
     UploadRequest,
     VideoRequest,
 )
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
 from tests.conftest import SIM_URL, FakeClock
 

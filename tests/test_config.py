@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,3 +299,48 @@ def test_the_server_s_client_plays_the_profile() -> None:
     )
     mj = client_from_settings(settings)
     assert (mj.profile.name, mj.auth_header, mj.mode_prefix) == ("trueai", "mj-api-secret", "/mj-{mode}")
+
+
+# -- mj-mcp simulate --channel -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["trueai", "novicezk", "plus"])
+def test_simulate_channel_passes_the_proxy_behind_new_api_to_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], channel: str
+) -> None:
+    import mj_mcp.simulator
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(mj_mcp.simulator, "run_simulator", lambda host, port, **o: started.append(o))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    assert main(["simulate", "--port", "0", "--upstream", "new-api", "--channel", channel]) == 0
+    assert started == [{"upstream": "new-api", "channel": channel}]
+    assert f"new-api in front of a {channel} proxy" in capsys.readouterr().err
+    from mj_mcp.simulator import Simulator
+
+    assert Simulator(**started[0]).profile.channel == channel
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--upstream", "trueai", "--channel", "plus"], "--channel goes with --upstream new-api"),
+        (["--upstream", "new-api", "--channel", "openai"], "--channel must be one of plus, trueai, novicezk"),
+    ],
+)
+def test_simulate_refuses_a_channel_that_cannot_be(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    import mj_mcp.simulator
+
+    monkeypatch.setattr(mj_mcp.simulator, "run_simulator", lambda *a, **o: pytest.fail("started"))  # pyright: ignore[reportUnknownLambdaType]
+    assert main(["simulate", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_simulator_flag_on_new_api_plays_the_default_channel() -> None:
+    from mj_mcp.simulator import Simulator
+    from mj_mcp.simulator.profiles import DEFAULT_CHANNEL
+
+    settings = load_settings(simulator=True, upstream="new-api", output_dir="off")
+    assert settings.profile.name == "new-api"
+    assert Simulator(upstream=settings.upstream).profile.channel == DEFAULT_CHANNEL

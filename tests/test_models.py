@@ -15,12 +15,12 @@ from mj_mcp.models import (
     BlendRequest,
     ImagineRequest,
     Page,
-    QueryRequest,
     SubmitResult,
     SwapFaceRequest,
     Task,
     task_order,
 )
+from mj_mcp.querymodels import QueryRequest
 
 SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 """Copies of the seed API documents (tests/fixtures/seeds) whose examples the models must parse."""
@@ -297,7 +297,8 @@ def test_an_unknown_status_ranks_after_a_submit_and_before_any_progress() -> Non
 def test_the_query_status_filter_takes_exactly_the_status_names() -> None:
     from typing import get_args
 
-    from mj_mcp.models import QueryStatus, Status
+    from mj_mcp.models import Status
+    from mj_mcp.querymodels import QueryStatus
 
     assert get_args(QueryStatus) == tuple(Status)
 

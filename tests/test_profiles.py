@@ -107,6 +107,7 @@ async def test_every_listed_tool_works(upstream: Upstream) -> None:
         ("swap_face", {"sourceBase64": data_uri(), "targetBase64": data_uri("blue")}),
         ("video", {"prompt": "waves rolling", "image": data_uri(), "motion": "low"}),
         ("edit", {"prompt": "white background", "image": data_uri()}),
+        ("retexture", {"prompt": "made of glass", "image": data_uri()}),
         ("show", {"jobId": str(grid.get("jobId", grid_id))}),
     ]
     for tool, args in optional:

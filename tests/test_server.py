@@ -34,6 +34,7 @@ from mj_mcp.server.dispatch import call_result
 from mj_mcp.server.schema import Surface, arguments_model, input_schema, model_schema, portable
 from mj_mcp.server.tools import JobControls
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
+from mj_mcp.upstreams import PROFILES
 from tests.conftest import ServerFactory
 from tests.helpers import TOOL_NAMES, FakeClock, data_uri, png_bytes, text
 
@@ -106,7 +107,8 @@ async def test_every_input_schema_is_the_endpoint_model_flattened_with_its_contr
             expected |= {"wait", "timeout"}
         if tool.name in ("recent_tasks", "task_queue"):
             expected |= {"limit", "since"} if tool.name == "recent_tasks" else {"limit"}
-        expected -= Surface(tool_fields).hidden(model)  # lean: MJ_TOOL_FIELDS leaves these out
+        # lean: MJ_TOOL_FIELDS leaves these out; the plus profile, another upstream's extras
+        expected -= Surface(tool_fields, profile=PROFILES["plus"]).hidden(model)
         assert set(schema["properties"]) == expected, tool.name
         assert set(schema.get("required", [])) == required, tool.name
         assert "$defs" not in schema

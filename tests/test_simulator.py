@@ -1257,6 +1257,8 @@ async def test_mode_prefixes_reach_every_route_and_set_the_task_mode(
     child = await press(client, task, "U1")
     assert (await fetch(client, child["result"]))["mode"] == mode
     for endpoint in ENDPOINTS.values():
+        if endpoint.name in sim.profile.lacks:
+            continue  # another upstream's route (trueai's retexture): PLUS answers 404
         path = prefix + endpoint.path.replace("{id}", task_id)
         response = await client.request(endpoint.method, path, json={} if endpoint.method == "POST" else None)
         assert response.status_code not in (404, 405), path

@@ -23,6 +23,7 @@ from mj_mcp.server import create_server, server_instructions
 from mj_mcp.server.schema import LEAN_HIDDEN, Surface, surface_bytes
 from mj_mcp.server.tools import TOOLS, RecentControls, WaitControls, newest_since
 from mj_mcp.simulator import Simulator
+from mj_mcp.upstreams import PROFILES
 from tests.conftest import ServerFactory
 from tests.helpers import SIM_URL, FakeClock, text
 
@@ -49,7 +50,8 @@ async def test_what_a_model_reads_of_the_plus_tools_in_lean_mode_is_at_most_10_0
     make_server: ServerFactory,
 ) -> None:
     tools = await listing(make_server)
-    assert {t["name"] for t in tools} == {spec.name for spec in TOOLS}  # every operation is still a tool
+    plus = PROFILES["plus"]  # every operation it offers is a tool
+    assert {t["name"] for t in tools} == {spec.name for spec in TOOLS if plus.offers(spec.endpoint)}
     assert surface_bytes(tools) <= SURFACE_LIMIT
 
 
@@ -80,7 +82,8 @@ async def test_full_mode_lists_every_dto_field_of_every_tool(make_server: Server
             for n, f in model.model_fields.items()
             if not any(isinstance(m, SkipJsonSchema) for m in f.metadata)
         }
-        assert offered <= set(tool["inputSchema"]["properties"]), tool["name"]
+        # Every field plus reads: another upstream's extras (trueai's video endImage ...) are not.
+        assert offered - PROFILES["plus"].unread(model) <= set(tool["inputSchema"]["properties"]), tool["name"]
 
 
 async def test_lean_mode_leaves_out_account_selection_and_callbacks_everywhere(make_server: ServerFactory) -> None:

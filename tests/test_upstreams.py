@@ -81,9 +81,9 @@ def test_there_are_four_profiles_with_the_documented_defaults() -> None:
 @pytest.mark.parametrize(
     ("upstream", "missing"),
     [
-        ("plus", set[str]()),
+        ("plus", {"retexture"}),
         ("trueai", {"show", "query_tasks", "task_queue"}),
-        ("new-api", {"show", "recent_tasks", "task_queue", "cancel_task", "query_tasks"}),
+        ("new-api", {"show", "recent_tasks", "task_queue", "cancel_task", "query_tasks", "retexture"}),
         (
             "novicezk",
             {
@@ -98,6 +98,7 @@ def test_there_are_four_profiles_with_the_documented_defaults() -> None:
                 "image_seed",
                 "cancel_task",
                 "query_tasks",
+                "retexture",
             },
         ),
     ],
@@ -115,7 +116,7 @@ def test_operations_done_another_way_are_data() -> None:
     assert new_api.alternative_for("change") is None and new_api.routes("change")
     assert trueai.alternative_for(ENDPOINTS["change"]) == ENDPOINTS["action"]
     assert trueai.alternative_for("simple_change") == ENDPOINTS["action"]
-    assert all(plus.alternative_for(name) is None and plus.routes(name) for name in ENDPOINTS)
+    assert all(plus.alternative_for(name) is None and plus.routes(name) for name in ENDPOINTS if plus.offers(name))
     assert PROFILES["novicezk"].alternative_for("action") is None
 
 

@@ -23,7 +23,8 @@ from pydantic import ValidationError as PydanticValidationError
 from mj_mcp.client import MjClient
 from mj_mcp.errors import MjError, TaskNotFoundError, validation_problems
 from mj_mcp.images import png_for_resource
-from mj_mcp.models import QueryRequest, Task
+from mj_mcp.models import Task
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.results import task_uri
 from mj_mcp.server.runtime import Holder
 

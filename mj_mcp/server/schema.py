@@ -28,12 +28,13 @@ from mj_mcp.config import Settings, ToolFields
 from mj_mcp.models import (
     DescribeRequest,
     ImagineRequest,
-    QueryRequest,
     ShortenRequest,
     ShowRequest,
     SwapFaceRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
+from mj_mcp.upstreams import Profile
 
 __all__ = [
     "AS_MODELS",
@@ -220,16 +221,19 @@ class Surface:
     fields: ToolFields = "full"
     wait_timeout: float | None = None
     """MJ_WAIT_TIMEOUT, stated as `timeout`'s default (the models leave it None: "the setting's")."""
+    profile: Profile | None = None
+    """The MJ_UPSTREAM profile: the `EXTRA_FIELDS` it does not read are left out (None: none are)."""
 
     @classmethod
     def of(cls, settings: Settings) -> Surface:
-        return cls(settings.tool_fields, settings.wait_timeout)
+        return cls(settings.tool_fields, settings.wait_timeout, settings.profile)
 
     def hidden(self, request: type[WireModel]) -> frozenset[str]:
         """The wire names of `request` (and its tool's controls) this surface leaves out."""
+        unread = self.profile.unread(request) if self.profile is not None else frozenset[str]()
         if self.fields == "full":
-            return frozenset()
-        return LEAN_HIDDEN | LEAN_NARROWS.get(request, frozenset())
+            return unread
+        return unread | LEAN_HIDDEN | LEAN_NARROWS.get(request, frozenset())
 
     def schema(self, request: type[WireModel], controls: type[WireModel]) -> dict[str, Any]:
         """`input_schema(request, controls)` as this surface shows it (hidden fields are never required)."""
@@ -263,10 +267,14 @@ class Surface:
             )
             if names.intersection(given)
         ]
+        unread = [name for name in given if self.profile is not None and name in self.profile.unread(request)]
+        if unread and self.profile is not None:
+            reasons.append(f"{self.profile.title} ({self.profile.setting}) does not read {', '.join(unread)}")
         why = f" ({'; '.join(reasons)})" if reasons else ""
+        lean = " with MJ_TOOL_FIELDS=lean" if self.fields == "lean" else ""
         return (
-            f"{tool} does not take {', '.join(given)} with MJ_TOOL_FIELDS=lean{why}. Call {tool} again "
-            "without them; the server lists every field when it runs with MJ_TOOL_FIELDS=full."
+            f"{tool} does not take {', '.join(given)}{lean}{why}. Call {tool} again without them; the server "
+            "lists every field its upstream reads when it runs with MJ_TOOL_FIELDS=full."
         )
 
 

@@ -30,7 +30,7 @@ from mj_mcp.models import (
     ImagineRequest,
     ModalRequest,
     Mode,
-    QueryRequest,
+    RetextureRequest,
     ShortenRequest,
     ShowRequest,
     SimpleChangeRequest,
@@ -41,6 +41,7 @@ from mj_mcp.models import (
     VideoRequest,
     WireModel,
 )
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.results import (
     Rendered,
     cancel_result,
@@ -339,6 +340,7 @@ TOOLS: Final[tuple[ToolSpec[Any, Any], ...]] = (
     _job_tool("swap_face", SwapFaceRequest, "Swap a face", "Put a face on another picture's person."),
     _job_tool("video", VideoRequest, "Animate an image", "Short videos from a prompt and a first frame."),
     _job_tool("edit", EditsRequest, "Edit an image", "Edit an image as the prompt says."),
+    _job_tool("retexture", RetextureRequest, "Retexture an image", "New surfaces and lighting, same shapes."),
     ToolSpec(
         endpoint=ENDPOINTS["upload_images"],
         request=UploadRequest,

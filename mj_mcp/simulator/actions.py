@@ -4,7 +4,7 @@ NZ's U/V/R changes (which press the same buttons)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 from starlette.responses import Response
@@ -63,6 +63,8 @@ class Press:
     """Remix is on (request or account): a remixable button waits in MODAL for a new prompt."""
     action: str | None = None
     """The new task's action instead of the rule's (NZ's reroll by /change says REROLL)."""
+    options: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    """The request's trueai-only fields (`SimTask.options`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +84,7 @@ class Actions(Handlers):
     """`/mj/submit/{action,modal,change,simple-change}`."""
 
     async def action(self, call: Call) -> Response:
-        raw = await read_body(call, ActionRequest, keep=("enableRemix",))
+        raw = await read_body(call, ActionRequest)
         if not text(raw, "taskId") or not text(raw, "customId"):
             reject(MSG_PARAM)
         req = validate(call, ActionRequest, raw)
@@ -94,7 +96,14 @@ class Actions(Handlers):
         if not any(b["customId"] == req.custom_id for b in buttons_of(parent)):
             reject(MSG_UNKNOWN_ACTION)
         remix = raw.get("enableRemix") is True or self.quirks.remix
-        press = Press(parent=parent, custom_id=req.custom_id, state=req.state, notify_hook=req.notify_hook, remix=remix)
+        press = Press(
+            parent=parent,
+            custom_id=req.custom_id,
+            state=req.state,
+            notify_hook=req.notify_hook,
+            remix=remix,
+            options=self.options(raw, ActionRequest),
+        )
         return self._press(call, press)
 
     def _press(self, call: Call, press: Press) -> Response:
@@ -167,6 +176,7 @@ class Actions(Handlers):
             art_index=art_index,
             modal_need=job.modal,
             extra=extra,
+            options=press.options,
             result_text=parent.result_text if spec.text_result else None,
         )
         task = self.create(call, task_spec)

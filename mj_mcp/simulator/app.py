@@ -179,7 +179,7 @@ class Simulator:
                 continue
             task.notified = key
             # Sent by the upstream itself, not through a gateway in front: its own Task JSON.
-            body = upstream_view(task, snap, self.profile)
+            body = upstream_view(task, snap, self.profile, official_cdn=self.store.quirks.official_cdn)
             due.append((task.notify_hook, json.dumps(body, ensure_ascii=False).encode()))
         return due
 

@@ -97,6 +97,9 @@ class SimTask:
     parent_id: str | None = None
     custom_id: str = ""
     extra: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    options: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    """The `mj_mcp.upstreams.EXTRA_FIELDS` its request carried (wire names), on any profile: what
+    reached the upstream, whether or not it acts on them."""
     queued_at: float | None = None
     """When the job entered the queue; None while the task waits in MODAL."""
     queue_delay: float = 0.0
@@ -152,6 +155,7 @@ class TaskSpec:
     art_index: int | None = None
     modal_need: ModalNeed | None = None
     extra: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    options: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
     result_text: str | None = None
     source_url: str | None = None
 
@@ -245,6 +249,7 @@ class TaskStore:
             parent_id=spec.parent_id,
             custom_id=spec.custom_id,
             extra=spec.extra,
+            options=spec.options,
             modal_need=spec.modal_need,
             owner=_OWNER.get(),
         )

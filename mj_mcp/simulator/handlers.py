@@ -16,6 +16,7 @@ from mj_mcp.models import (
     CODE_NOT_FOUND,
     CODE_QUEUE_REJECTED,
     CODE_SUCCESS,
+    WireModel,
 )
 from mj_mcp.simulator.core import UNFINISHED, SimTask, TaskSpec, TaskStore
 from mj_mcp.simulator.media import Blob, Media, decode_base64
@@ -35,6 +36,7 @@ from mj_mcp.simulator.wire import (
     envelope,
     reject,
 )
+from mj_mcp.upstreams import EXTRA_FIELDS
 
 __all__ = ["MSG_CONCURRENCY", "Handlers"]
 
@@ -69,6 +71,11 @@ class Handlers:
 
     def create(self, call: Call, spec: TaskSpec) -> SimTask:
         return self.store.create(spec, base=call.base, url_mode=call.mode)
+
+    @staticmethod
+    def options(raw: Mapping[str, Any], model: type[WireModel]) -> dict[str, Any]:
+        """The trueai-only fields (`EXTRA_FIELDS`) of `model` that the request carried (`SimTask.options`)."""
+        return {key: raw[key] for key in sorted(EXTRA_FIELDS.get(model, ())) if raw.get(key) is not None}
 
     def result_id(self, task_id: str) -> str | int:
         return int(task_id) if self.quirks.result_as_number and task_id.isdigit() else task_id

@@ -82,6 +82,9 @@ class Profile:
     otherwise the mode that was asked for, null for none (PLUS)."""
     describe_link: bool = False
     """Describe also takes an image URL in `link` (TA)."""
+    ta_options: bool = False
+    """Acts on trueai's extra video fields (endImage, loop, batchSize: `mj_mcp.upstreams.EXTRA_FIELDS`)
+    and routes `/mj/submit/retexture` (TA); the others ignore those fields."""
     body_limit: int | None = None
     """The largest request body in bytes (TA: Kestrel's 30 MB), or None."""
     channel: ChannelName | None = None
@@ -90,7 +93,7 @@ class Profile:
     """The `Quirks` fields of this dialect, when the caller passes no `Quirks` of its own."""
 
 
-PLUS: Final = Profile(name="plus")
+PLUS: Final = Profile(name="plus", lacks=frozenset({"retexture"}))
 """midjourney-proxy-plus (closed source): every route, both prefix styles, Bearer or
 mj-api-secret. Unverified points are played permissively, as the simulator always did."""
 
@@ -102,6 +105,7 @@ TRUEAI: Final = Profile(
     banned_later=True,
     shows_effective_mode=True,
     describe_link=True,
+    ta_options=True,
     body_limit=30 * 1024 * 1024,
     preset={"auth": "ta", "unknown_fetch": "204"},
 )
@@ -122,6 +126,7 @@ NOVICEZK: Final = Profile(
             "query_tasks",
             "image_seed",
             "cancel_task",
+            "retexture",
         }
     ),
     aliases=False,

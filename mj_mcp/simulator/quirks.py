@@ -88,6 +88,9 @@ class Quirks:
     uploads_forbidden: bool = False
     """TA with `EnableUserCustomUploadBase64=false`: describe refuses base64 with `禁止上传`
     (a `link` still works where the profile takes one)."""
+    official_cdn: bool = False
+    """TA with `EnableFillOfficialCdn`: a finished VIDEO task's imageUrl is its first video (an .mp4
+    link), and videoUrl and imageUrls repeat the video links (TaskInfo.cs:780-806; audit B10)."""
     account_refusal: Literal["disabled", "unavailable", "no_permission"] | None = None
     """TA's account checks after the key matched: 401 `账号已禁用`, 403 `账号不可用` or
     401 `账号无权限`, as plain text like its other refusals."""

@@ -8,7 +8,8 @@ from typing import Any, Final
 
 from starlette.responses import JSONResponse, Response
 
-from mj_mcp.models import CODE_NOT_FOUND, CODE_SUCCESS, CODE_VALIDATION, ConditionRequest, QueryRequest
+from mj_mcp.models import CODE_NOT_FOUND, CODE_SUCCESS, CODE_VALIDATION, ConditionRequest
+from mj_mcp.querymodels import QueryRequest
 from mj_mcp.simulator.core import UNFINISHED, SimTask
 from mj_mcp.simulator.handlers import Handlers
 from mj_mcp.simulator.prompts import digest
@@ -25,7 +26,7 @@ class Reads(Handlers):
 
     def view(self, task: SimTask) -> dict[str, Any]:
         """The task as the upstream shows it now."""
-        return upstream_view(task, self.store.snapshot(task), self.profile)
+        return upstream_view(task, self.store.snapshot(task), self.profile, official_cdn=self.quirks.official_cdn)
 
     async def fetch(self, call: Call) -> Response:
         task = self.store.get(call.params["id"])

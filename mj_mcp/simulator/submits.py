@@ -14,6 +14,7 @@ from mj_mcp.models import (
     DescribeRequest,
     EditsRequest,
     ImagineRequest,
+    RetextureRequest,
     ShortenRequest,
     ShowRequest,
     SwapFaceRequest,
@@ -126,6 +127,7 @@ class Submits(Handlers):
                 notify_hook=text(raw, "notifyHook") or None,
                 source_url=self.media.keep(call.base, blob) if blob is not None else link,
                 result_text=describe_text(key, size),
+                options=self.options(raw, DescribeRequest),
             ),
         )
         task.size = size
@@ -194,11 +196,22 @@ class Submits(Handlers):
         image = self.blob_or_url(req.image) if req.image else None
         self.check_queue()
         first_frame = self.media.keep(call.base, image) if image is not None else None
-        motion = req.motion or "low"
         task = self._from_picture(call, "video", req, first_frame)
-        echoed = f"{first_frame or ''} {req.prompt} --video 1 --motion {motion}"
+        task.options = self.options(raw, VideoRequest)
+        echoed = f"{first_frame or ''} {req.prompt} --video 1{self._video_parameters(call, req)}"
         task.final_prompt = normalize_prompt(echoed, task.mode)
         return self.accepted(task.id)
+
+    def _video_parameters(self, call: Call, req: VideoRequest) -> str:
+        """The parameters the upstream adds to a video prompt (TaskService.cs SubmitVideo on TA)."""
+        end = ""
+        if self.profile.ta_options and req.loop:
+            end = " --end loop"
+        elif self.profile.ta_options and req.end_image:
+            end = f" --end {self.media.keep(call.base, self.blob_or_url(req.end_image))}"
+        # TA adds --bs only for 1 and 2: 4 is Midjourney's default.
+        batch = f" --bs {req.batch_size}" if self.profile.ta_options and req.batch_size in (1, 2) else ""
+        return f"{end} --motion {req.motion or 'low'}{batch}"
 
     async def edit(self, call: Call) -> Response:
         raw = await read_body(call, EditsRequest)
@@ -213,14 +226,37 @@ class Submits(Handlers):
         task.final_prompt = f"{task.final_prompt} --dref {url}"
         return self.accepted(task.id)
 
+    async def retexture(self, call: Call) -> Response:
+        """TA's retexture: the edits DTO, the same checks, a RETEXTURE task (SubmitController.cs)."""
+        raw = await read_body(call, RetextureRequest, keep=_KEPT)
+        if not text(raw, "prompt") or not text(raw, "image"):
+            reject("image或prompt不能为空")
+        if self.quirks.uploads_forbidden:
+            reject(MSG_NO_UPLOAD)
+        req = validate(call, RetextureRequest, raw)
+        image = self.blob_or_url(req.image)
+        self.check_queue()
+        url = self.media.keep(call.base, image)
+        task = self._from_picture(call, "edit", req, url, action="RETEXTURE", selection=self.selection(raw))
+        task.final_prompt = f"{task.final_prompt} --sref {url}"
+        return self.accepted(task.id)
+
     def _from_picture(
-        self, call: Call, kind: Literal["video", "edit"], req: VideoRequest | EditsRequest, source_url: str | None
+        self,
+        call: Call,
+        kind: Literal["video", "edit"],
+        req: VideoRequest | EditsRequest | RetextureRequest,
+        source_url: str | None,
+        *,
+        action: str | None = None,
+        selection: dict[str, Any] | None = None,
     ) -> SimTask:
-        """The task of a job that works on a given picture by a prompt (video, edits)."""
+        """The task of a job that works on a given picture by a prompt (video, edits, retexture)."""
         return self.create(
             call,
             TaskSpec(
-                action=kind.upper(),
+                action=action or kind.upper(),
+                selection=selection,
                 kind=kind,
                 prompt=req.prompt,
                 description=f"/{kind} {req.prompt}",

@@ -113,6 +113,7 @@ class Upstream:
             "swap_face": submits.swap_face,
             "video": submits.video,
             "edit": submits.edit,
+            "retexture": submits.retexture,
             "upload_images": submits.upload,
             "show": submits.show,
             "change": actions.change,

@@ -53,10 +53,14 @@ _NZ_FIELDS: Final = (
 """NZ's Task (Jackson-serialised): no buttons, no TA extras (the upstream audit of issue 13 E)."""
 
 
-def upstream_view(task: SimTask, snap: Snap, profile: Profile) -> dict[str, Any]:
+def upstream_view(task: SimTask, snap: Snap, profile: Profile, *, official_cdn: bool = False) -> dict[str, Any]:
     """The Task JSON of the profile's upstream (fetch, lists, callbacks): TA's full view, its
-    `mode` the effective one where the upstream shows that, or NZ's field set."""
+    `mode` the effective one where the upstream shows that, or NZ's field set (`official_cdn`:
+    `Quirks.official_cdn`)."""
     view = full_view(task, snap)
+    if official_cdn and task.action == "VIDEO" and view["videoUrls"]:
+        view["imageUrl"] = view["videoUrl"]
+        view["imageUrls"] = [{**v} for v in view["videoUrls"]]
     if profile.shows_effective_mode:
         view["mode"] = task.effective_mode
     if not profile.buttons:

@@ -13,13 +13,14 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from mj_mcp import redistasks
 from mj_mcp.config import load_settings
 from mj_mcp.redistasks import RECORD, RedisTaskStore
 from mj_mcp.server import create_server
 from mj_mcp.server.tasks import CANCEL_NOTE, McpTasks
-from mj_mcp.server.taskstore import TaskRecord, TaskStoreFull, now_utc
+from mj_mcp.server.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
 from tests.cluster import redis_server, require_services
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -250,3 +251,49 @@ async def test_a_task_started_on_one_server_is_answered_and_cancelled_on_another
         with pytest.raises(MCPError, match="does not cancel the Midjourney job"):
             await call(slow_a, "tasks/result", {"taskId": slow_id})
         assert (await call(slow_a, "tasks/get", {"taskId": slow_id}))["status"] == "cancelled"
+
+
+async def test_a_store_that_cannot_reach_redis_does_not_open() -> None:
+    import redis
+
+    with pytest.raises(ExceptionGroup) as refused:
+        async with store(f"redis://127.0.0.1:{free_port()}/0"):
+            raise AssertionError("opened")
+    assert refused.group_contains(redis.ConnectionError)
+
+
+async def test_the_channel_comes_back_after_redis_drops_it(
+    redis_url: str, redis_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redistasks, "RECONNECT_SECONDS", 0.01)
+    async with store(redis_url) as (a, stopped), store(redis_url) as (b, _):
+        redis_db.client_kill_filter(_type="pubsub")
+        with anyio.fail_after(10):
+            while not stopped.ids:  # the cancels published while A reconnects are lost, as on Redis
+                await b.cancel_elsewhere("t1")
+                await anyio.sleep(0.01)
+        assert set(stopped.ids) == {"t1"} and a.cap == 1000
+
+
+async def test_an_outcome_the_store_cannot_take_is_logged_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unreachable(MemoryTaskStore):
+        async def update(self, record: TaskRecord) -> bool:
+            raise ConnectionError("Redis went away")
+
+    clock = FakeClock(start=0.0)
+    memory = Unreachable(clock)
+    tasks = McpTasks(frozenset({"imagine"}), store=memory, clock=clock)
+
+    async def quick() -> dict[str, Any]:
+        return {"content": [], "isError": False}
+
+    async with tasks.running(nothing()):
+        started = await tasks.start("a", "imagine", None, quick)
+        await anyio.wait_all_tasks_blocked()
+        assert (await tasks.get("a", started.task_id)).status == "working"  # until its TTL
+    assert "Could not record the outcome" in caplog.text
+    await memory.settled("t1", 2.0)  # one process: the wait is the clock's
+    await memory.cancel_elsewhere("t1")
+    assert clock.t == 2.0

@@ -59,20 +59,20 @@ _TERMINAL_LUA: Final = "{" + ", ".join(f"['{s}'] = true" for s in sorted(TERMINA
 # KEYS: all, owner index, seq. ARGV: record key prefix, id, owner, status, record JSON, ttl ms, cap.
 _CREATE: Final = f"""
 local terminal = {_TERMINAL_LUA}
-local live, oldest_done = 0, nil
+local live, evictable = 0, nil
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local status = redis.call('HGET', ARGV[1] .. id, 'status')
   if not status then
     redis.call('ZREM', KEYS[1], id)
   else
     live = live + 1
-    if not oldest_done and terminal[status] then oldest_done = id end
+    if not evictable and terminal[status] then evictable = id end
   end
 end
 if live >= tonumber(ARGV[7]) then
-  if not oldest_done then return 0 end
-  redis.call('DEL', ARGV[1] .. oldest_done)
-  redis.call('ZREM', KEYS[1], oldest_done)
+  if not evictable then return 0 end
+  redis.call('DEL', ARGV[1] .. evictable)
+  redis.call('ZREM', KEYS[1], evictable)
 end
 local seq = redis.call('INCR', KEYS[3])
 local key = ARGV[1] .. ARGV[2]

@@ -971,6 +971,25 @@ def main() -> int:
     return 0
 
 
+KEPT_SECTIONS = ("hosting",)
+"""Sections of docs/benchmarks.md that another script writes (benchmarks/hosting.py --write): a run
+of this one keeps what the doc has between their markers, not the template's older copy."""
+
+
+def keep_sections(old: str, new: str) -> str:
+    """`new` (the filled template) with each kept section as `old` (the doc so far) has it."""
+    for name in KEPT_SECTIONS:
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start not in old or end not in old:
+            continue
+        kept = old[old.index(start) : old.index(end) + len(end)]
+        if start in new and end in new:
+            new = new[: new.index(start)] + kept + new[new.index(end) + len(end) :]
+        else:
+            new = new.rstrip("\n") + "\n" + kept + "\n"
+    return new
+
+
 def write_doc(table: str, notes: list[str], *, quick: bool) -> None:
     template = (Path(__file__).resolve().parent / "benchmarks_template.md").read_text()
     machine = (
@@ -985,7 +1004,7 @@ def write_doc(table: str, notes: list[str], *, quick: bool) -> None:
         notes="\n".join(f"- {n}" for n in notes) or "- (none)",
     )
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
+    DOC.write_text(keep_sections(DOC.read_text() if DOC.exists() else "", text))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from mj_mcp.server.dispatch import build_tool
 from mj_mcp.server.live import LiveTasks
 from mj_mcp.server.prompts import register_prompts
 from mj_mcp.server.resources import register_resources
-from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime
+from mj_mcp.server.runtime import CallbackWiring, Holder, Opened, Runtime, task_store_opener
 from mj_mcp.server.schema import Surface
 from mj_mcp.server.sdk_glue import LegacyTasksWire, answer_unknown_tools, serve_subscriptions
 from mj_mcp.server.tasks import McpTasks, TasksExtension
@@ -128,7 +128,13 @@ def create_server(
     specs = [s for s in TOOLS if profile.offers(s.endpoint) and not (settings.read_only and s.kind != "read")]
     # MCP Tasks for the tools that start a job; their background calls live as long as the Runtime.
     task_tools = frozenset(s.name for s in specs if s.endpoint.creates_task)
-    mcp_tasks = McpTasks(task_tools, clock=clock, poll_interval_ms=round(settings.poll_interval * 1000))
+    # With MJ_REDIS_URL their records live in Redis, so any instance answers for them.
+    mcp_tasks = McpTasks(
+        task_tools,
+        open_store=task_store_opener(settings, clock),
+        clock=clock,
+        poll_interval_ms=round(settings.poll_interval * 1000),
+    )
     holder = Holder(lambda: mcp_tasks.running(open_runtime()))
     surface = Surface.of(settings)
     tools = [build_tool(spec, holder, preview=settings.preview, surface=surface) for spec in specs]

@@ -26,7 +26,7 @@ from mj_mcp.audit import AuditLog
 from mj_mcp.callbacks import CallbackReceiver
 from mj_mcp.callbacks import serve as serve_callbacks
 from mj_mcp.client import MjClient
-from mj_mcp.clock import Clock
+from mj_mcp.clock import Clock, SystemClock
 from mj_mcp.config import HEARTBEAT_SECONDS, Settings
 from mj_mcp.jobs import Jobs
 from mj_mcp.loading import ImageLoader
@@ -37,8 +37,18 @@ from mj_mcp.waiting import TaskWatcher
 
 if TYPE_CHECKING:
     from mj_mcp.redisstate import RedisHub
+    from mj_mcp.server.tasks import StoreOpener
 
-__all__ = ["CallbackWiring", "Holder", "Opened", "Runtime", "RuntimeLanes", "client_from_settings", "open_hub"]
+__all__ = [
+    "CallbackWiring",
+    "Holder",
+    "Opened",
+    "Runtime",
+    "RuntimeLanes",
+    "client_from_settings",
+    "open_hub",
+    "task_store_opener",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +140,15 @@ async def open_hub(settings: Settings) -> AsyncGenerator[RedisHub | None]:
 
     async with RedisHub.open(settings) as hub:
         yield hub
+
+
+def task_store_opener(settings: Settings, clock: Clock | None) -> StoreOpener | None:
+    """With MJ_REDIS_URL, the MCP task records' store that all instances share (None: in memory)."""
+    if settings.redis_url is None:
+        return None
+    from mj_mcp.redistasks import RedisTaskStore  # only then: it needs the optional redis package
+
+    return RedisTaskStore.opener(settings, clock or SystemClock())
 
 
 class RuntimeLanes(ABC):

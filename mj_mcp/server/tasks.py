@@ -18,8 +18,14 @@ Two wire forms, one engine (`McpTasks`, records in a `TaskStore`):
   inline once the task is done. Served through the SDK's public Extension API (`TasksExtension`).
 
 Which tools support tasks is asked of the endpoint table (`creates_task`): the tools that start a
-job. A task belongs to its owner (`owner_of`: the MCP session), so another client asking by id
-finds nothing. Cancelling a task stops our wait; the Midjourney job itself may go on upstream.
+job. A task belongs to its owner (`owner_of`: the tenant and the MCP session), so another client
+asking by id finds nothing. Cancelling a task stops our wait; the Midjourney job itself may go on
+upstream.
+
+With MJ_REDIS_URL the records live in Redis (mj_mcp.redistasks), so any instance answers for any
+task: `tasks/result` on an instance that does not run the job waits for the record to finish
+(woken through Redis, and reading it again every poll interval at the latest), and `tasks/cancel`
+there marks the record cancelled and asks the running instance to stop the job.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final, Literal, TypeVar
 
 import anyio
@@ -59,6 +65,7 @@ __all__ = [
     "TASKS_EXTENSION",
     "McpTasks",
     "ModernTask",
+    "StoreOpener",
     "TasksExtension",
     "legacy_task",
     "owner_of",
@@ -80,6 +87,8 @@ LEGACY_VERSIONS: Final = frozenset(SUPPORTED_PROTOCOL_VERSIONS) - frozenset(MODE
 
 Job = Callable[[], Awaitable[dict[str, Any]]]
 """The plain call, to run in the background: it answers with the wire form of its CallToolResult."""
+StoreOpener = Callable[[Callable[[str], None]], AbstractAsyncContextManager[TaskStore]]
+"""Opens a shared store for as long as the server runs; it calls back with the ids of tasks to stop."""
 
 T = TypeVar("T")
 
@@ -88,7 +97,15 @@ def owner_of(ctx: ServerRequestContext[Any, Any]) -> str:
     """Whose a task is: the tenant (MJ_CLIENT_KEYS) and the MCP session of an HTTP request.
 
     Without a session id (stdio and in-memory serve one client; sessionless HTTP) the tenant alone
-    decides, and without tenants too the owner is "" (one client, or ids of 128 random bits)."""
+    decides, and without tenants too the owner is "" (one client, or ids of 128 random bits).
+
+    Across instances (MJ_REDIS_URL): tenant ids are the same on every instance (their secret is
+    shared through Redis), so a tenant's task is its own wherever it is asked for. A session id is
+    issued by one instance, and a session lives on the instance that issued it, so its tasks are
+    answered wherever that session's requests land. With MJ_STATELESS no session id is issued:
+    the owner is the tenant (MJ_CLIENT_KEYS) or "" (everyone who knows the task id), which is what
+    lets any instance answer. A client-chosen session header can only narrow ownership, never
+    reach another tenant's tasks."""
     request: Any = ctx.request
     headers = getattr(request, "headers", None)
     session = headers.get(SESSION_HEADER) if headers is not None else None
@@ -107,12 +124,14 @@ class McpTasks:
         task_tools: frozenset[str],
         *,
         store: TaskStore | None = None,
+        open_store: StoreOpener | None = None,
         clock: Clock | None = None,
         poll_interval_ms: int = 1000,
     ) -> None:
         self.task_tools = task_tools
         self._clock = clock or SystemClock()
         self._store: TaskStore = store if store is not None else MemoryTaskStore(self._clock)
+        self._open_store = open_store
         self._poll_interval_ms = poll_interval_ms
         self._group: TaskGroup | None = None
         self._done: dict[str, anyio.Event] = {}
@@ -125,8 +144,14 @@ class McpTasks:
     async def running(self, inner: AbstractAsyncContextManager[T]) -> AsyncGenerator[T]:
         """Open `inner` (the Runtime) with a task group for the background calls around it.
 
-        The calls are cancelled before the Runtime they use is closed."""
-        async with inner as value, anyio.create_task_group() as group:
+        A shared store (`open_store`) is opened first and closed last: the background calls write
+        their outcome to it as they are cancelled. The calls are cancelled before the Runtime they
+        use is closed."""
+        async with AsyncExitStack() as stack:
+            if self._open_store is not None:
+                self._store = await stack.enter_async_context(self._open_store(self._stop))
+            value = await stack.enter_async_context(inner)
+            group = await stack.enter_async_context(anyio.create_task_group())
             self._group = group
             try:
                 yield value
@@ -168,23 +193,27 @@ class McpTasks:
         return record
 
     async def result(self, owner: str, task_id: str) -> TaskRecord:
-        """The task once it is done, waiting for it if it is still working."""
+        """The task once it is done, waiting for it if it is still working (here or elsewhere)."""
         record = await self.get(owner, task_id)
-        done = self._done.get(task_id)
-        if not record.terminal and done is not None:
-            await done.wait()
+        while not record.terminal:
+            done = self._done.get(task_id)
+            if done is not None:
+                await done.wait()
+            else:  # another instance runs it: woken by the store, or read again after a poll interval
+                await self._store.settled(task_id, record.poll_interval_ms / 1000)
             record = await self.get(owner, task_id)
         return record
 
     async def cancel(self, owner: str, task_id: str) -> TaskRecord:
         record = await self.get(owner, task_id)
-        if record.terminal:
-            raise MCPError(code=INVALID_PARAMS, message=f"Task {task_id!r} is already {record.status}.")
         cancelled = record.moved("cancelled", CANCEL_NOTE)
-        await self._store.update(cancelled)
-        scope = self._scopes.get(task_id)
-        if scope is not None:
-            scope.cancel()
+        if not await self._store.update(cancelled):  # finished meanwhile (maybe on another instance)
+            record = await self.get(owner, task_id)
+            raise MCPError(code=INVALID_PARAMS, message=f"Task {task_id!r} is already {record.status}.")
+        if task_id in self._scopes:
+            self._stop(task_id)
+        else:
+            await self._store.cancel_elsewhere(task_id)
         return cancelled
 
     async def page(self, owner: str, cursor: str | None) -> Page:
@@ -192,6 +221,12 @@ class McpTasks:
             return await self._store.page(owner, cursor, PAGE_SIZE)
         except ValueError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+
+    def _stop(self, task_id: str) -> None:
+        """Stop the background call of `task_id` if it runs here (its record says cancelled)."""
+        scope = self._scopes.get(task_id)
+        if scope is not None:
+            scope.cancel()
 
     async def _run(self, record: TaskRecord, job: Job) -> None:
         task_id = record.task_id
@@ -207,12 +242,15 @@ class McpTasks:
             outcome = record.moved("failed", message, error={"code": INTERNAL_ERROR, "message": message})
         finally:
             # Shielded: this also runs when the server shuts down, and the record must say so.
+            # A record cancelled meanwhile stays cancelled (the store keeps a finished record).
             with anyio.CancelScope(shield=True):
-                current = await self._store.get(record.owner, task_id)
-                if current is not None and not current.terminal:
+                try:
                     await self._store.update(outcome)
-                self._scopes.pop(task_id, None)
-                self._done.pop(task_id).set()
+                except Exception:  # a shared store out of reach must not take the server down
+                    logger.exception("Could not record the outcome of MCP task %s", task_id)
+                finally:
+                    self._scopes.pop(task_id, None)
+                    self._done.pop(task_id).set()
 
 
 def _finished(record: TaskRecord, result: dict[str, Any]) -> TaskRecord:

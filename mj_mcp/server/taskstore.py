@@ -4,7 +4,11 @@ An MCP task (a task-augmented `tools/call`, see tasks.py) leaves a record: its s
 and in the end the call's result. Records belong to an owner (the MCP session, or later the
 tenant) and a store only ever answers for the owner that asks, so a client that learns or guesses
 another client's task id still reads "not found". `TaskStore` is the whole interface, so a store
-shared by several instances (Redis) can replace `MemoryTaskStore` without touching the rest.
+shared by several instances (`mj_mcp.redistasks.RedisTaskStore`, with MJ_REDIS_URL) replaces
+`MemoryTaskStore` without touching the rest.
+
+A finished record is final: `update` never replaces a terminal record, so a cancel and the job's
+own end racing each other (on one instance or on two) leave whichever came first.
 """
 
 from __future__ import annotations
@@ -13,14 +17,27 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from mj_mcp.clock import Clock
 
-__all__ = ["TERMINAL", "MemoryTaskStore", "Page", "TaskRecord", "TaskStatus", "TaskStore", "TaskStoreFull"]
+__all__ = [
+    "DEFAULT_CAP",
+    "TERMINAL",
+    "MemoryTaskStore",
+    "Page",
+    "TaskRecord",
+    "TaskStatus",
+    "TaskStore",
+    "TaskStoreFull",
+    "cursor_seq",
+    "now_utc",
+]
 
 TaskStatus = Literal["working", "input_required", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
+DEFAULT_CAP: Final = 1000
+"""How many records a store keeps (of one process, or shared by all instances on Redis)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,14 +86,22 @@ class TaskStore(Protocol):
         """Store a new record (its `seq` set); raises TaskStoreFull when there is no room."""
         ...
 
-    async def update(self, record: TaskRecord) -> None:
-        """Replace a stored record; a record that expired meanwhile stays gone."""
+    async def update(self, record: TaskRecord) -> bool:
+        """Replace a stored record that is still working; False when it is finished or expired (it stays so)."""
         ...
 
     async def get(self, owner: str, task_id: str) -> TaskRecord | None: ...
 
     async def page(self, owner: str, cursor: str | None, limit: int) -> Page:
         """The owner's records after `cursor`, oldest first; raises ValueError on a cursor it never gave."""
+        ...
+
+    async def settled(self, task_id: str, seconds: float) -> None:
+        """Return when `task_id` may have finished on another instance, after `seconds` at the latest."""
+        ...
+
+    async def cancel_elsewhere(self, task_id: str) -> None:
+        """Ask the instance that runs `task_id` to stop it (its record already says cancelled)."""
         ...
 
 
@@ -93,7 +118,7 @@ class MemoryTaskStore:
     """
 
     clock: Clock
-    cap: int = 1000
+    cap: int = DEFAULT_CAP
     _records: dict[str, TaskRecord] = field(default_factory=dict[str, TaskRecord])
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -108,10 +133,13 @@ class MemoryTaskStore:
         self._records[stored.task_id] = stored
         return stored
 
-    async def update(self, record: TaskRecord) -> None:
+    async def update(self, record: TaskRecord) -> bool:
         self._expire()
-        if record.task_id in self._records:
-            self._records[record.task_id] = record
+        stored = self._records.get(record.task_id)
+        if stored is None or stored.terminal:
+            return False
+        self._records[record.task_id] = record
+        return True
 
     async def get(self, owner: str, task_id: str) -> TaskRecord | None:
         self._expire()
@@ -120,10 +148,17 @@ class MemoryTaskStore:
 
     async def page(self, owner: str, cursor: str | None, limit: int) -> Page:
         self._expire()
-        after = _cursor_seq(cursor)
+        after = cursor_seq(cursor)
         mine = [r for r in self._records.values() if r.owner == owner and r.seq > after]
         shown = mine[:limit]
         return Page(shown, str(shown[-1].seq) if len(mine) > limit else None)
+
+    async def settled(self, task_id: str, seconds: float) -> None:
+        # One process: every working task runs here, and McpTasks waits for it directly.
+        await self.clock.sleep(seconds)
+
+    async def cancel_elsewhere(self, task_id: str) -> None:
+        """There is no elsewhere: McpTasks stopped the job itself."""
 
     def _expire(self) -> None:
         now = self.clock.now()
@@ -131,7 +166,8 @@ class MemoryTaskStore:
             del self._records[task_id]
 
 
-def _cursor_seq(cursor: str | None) -> int:
+def cursor_seq(cursor: str | None) -> int:
+    """The creation number a list cursor stands for (0: from the start)."""
     if cursor is None:
         return 0
     if not cursor.isdigit():

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from mj_mcp.waiting import TaskWatcher
 
-__all__ = ["CALLBACK_PREFIX", "MAX_CALLBACK_BYTES", "CallbackReceiver", "serve"]
+__all__ = ["CALLBACK_PREFIX", "MAX_CALLBACK_BYTES", "CallbackReceiver", "read_callback_body", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class CallbackReceiver:
             return _answer(404, {"error": "not found"})
         if scope.get("method") != "POST":
             return _answer(405, {"error": "method not allowed"}, allow="POST")
-        body = await _read_capped(scope, receive)
+        body = await read_callback_body(scope, receive)
         if body is None:
             taker.refused += 1
             return _answer(413, {"error": "body too large"})
@@ -186,7 +186,7 @@ class _TooLarge(Exception):
     """The callback body is over `MAX_CALLBACK_BYTES`."""
 
 
-async def _read_capped(scope: Scope, receive: Receive) -> bytes | None:
+async def read_callback_body(scope: Scope, receive: Receive) -> bytes | None:
     """The request body, or None once it is known to exceed the cap (without reading it all)."""
     declared = next((value for name, value in scope.get("headers", []) if name.lower() == b"content-length"), None)
     if declared_too_large(declared, MAX_CALLBACK_BYTES):

@@ -27,10 +27,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -119,6 +119,33 @@ def _redis_module() -> Any:
     return redis
 
 
+class Listener(Protocol):
+    """Something that reads its Redis channel until cancelled (`task_status` says: subscribed)."""
+
+    async def listen(self, *, task_status: TaskStatus[None] = ...) -> None: ...
+
+
+L = TypeVar("L", bound=Listener)
+
+
+@asynccontextmanager
+async def listening(url: str, make: Callable[[Any], L]) -> AsyncGenerator[L]:
+    """A Redis client for `url` and `make(client)` reading its channel while open (subscribed before
+    this yields). The client is closed even when the block is cancelled."""
+    client = _redis_module().asyncio.Redis.from_url(url)
+    try:
+        listener = make(client)
+        async with anyio.create_task_group() as reader:
+            await reader.start(listener.listen)
+            try:
+                yield listener
+            finally:
+                reader.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+
+
 def start(settings: Settings) -> SharedStart:
     """Reach Redis and read the shared secret (writing it first if this is the first instance).
 
@@ -172,19 +199,9 @@ class RedisHub:
     async def open(cls, settings: Settings) -> AsyncGenerator[RedisHub]:
         """Connect, and read the lanes' channels while open (subscribed before this yields)."""
         assert settings.redis_url is not None
-        redis = _redis_module()
-        client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
-        try:
-            hub = cls(client, lease_seconds=2 * settings.poll_interval + 1.0)
-            async with anyio.create_task_group() as reader:
-                await reader.start(hub.listen)
-                try:
-                    yield hub
-                finally:
-                    reader.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await client.aclose()
+        lease = 2 * settings.poll_interval + 1.0
+        async with listening(settings.redis_url.get_secret_value(), lambda c: cls(c, lease_seconds=lease)) as hub:
+            yield hub
 
     # -- lanes ---------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from anyio.abc import TaskStatus as StartStatus
 
 from mj_mcp.clock import Clock
 from mj_mcp.config import Settings
+from mj_mcp.redisstate import listening
 from mj_mcp.server.taskstore import DEFAULT_CAP, TERMINAL, Page, TaskRecord, TaskStoreFull, cursor_seq
 
 __all__ = ["CHANNEL", "RedisTaskStore"]
@@ -125,21 +126,8 @@ class RedisTaskStore:
         cls, url: str, clock: Clock, on_cancel: Stop, *, cap: int = DEFAULT_CAP
     ) -> AsyncGenerator[RedisTaskStore]:
         """Connect, and read the tasks channel while open (subscribed before this yields)."""
-        import redis.asyncio
-
-        redis_class: Any = redis.asyncio.Redis  # Any: its stubs are partly unknown
-        client: Any = redis_class.from_url(url)
-        try:
-            store = cls(client, clock, on_cancel, cap=cap)
-            async with anyio.create_task_group() as reader:
-                await reader.start(store.listen)
-                try:
-                    yield store
-                finally:
-                    reader.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await client.aclose()
+        async with listening(url, lambda client: cls(client, clock, on_cancel, cap=cap)) as store:
+            yield store
 
     # -- TaskStore -----------------------------------------------------------------------------
 

@@ -26,16 +26,15 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse
 
 from mj_mcp import replies
-from mj_mcp.callbacks import CALLBACK_PREFIX, MAX_CALLBACK_BYTES, CallbackReceiver
+from mj_mcp.callbacks import CALLBACK_PREFIX, CallbackReceiver, read_callback_body
 from mj_mcp.errors import ProtocolError
 from mj_mcp.models import Task
-from mj_mcp.streams import declared_too_large, read_capped
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -123,7 +122,7 @@ class SharedCallbacks(CallbackReceiver):
             return 404, {"error": "not found"}, None
         if scope.get("method") != "POST":
             return 405, {"error": "method not allowed"}, {"allow": "POST"}
-        body = await _read_body(scope, receive)
+        body = await read_callback_body(scope, receive)
         if body is None:
             self.refused += 1
             return 413, {"error": "body too large"}, None
@@ -140,28 +139,3 @@ class SharedCallbacks(CallbackReceiver):
         await self._publish(lane, body)
         self.accepted += 1
         return 200, {"ok": True, "taken": True}, None
-
-
-class _TooLarge(Exception):
-    """The callback body is over `MAX_CALLBACK_BYTES`."""
-
-
-async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
-    """The request body, or None once it is known to exceed `MAX_CALLBACK_BYTES`."""
-    declared = next((value for name, value in scope.get("headers", []) if name.lower() == b"content-length"), None)
-    if declared_too_large(declared, MAX_CALLBACK_BYTES):
-        return None
-
-    async def chunks() -> AsyncIterator[bytes]:
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            yield message.get("body", b"")
-            if not message.get("more_body", False):
-                return
-
-    try:
-        return await read_capped(chunks(), MAX_CALLBACK_BYTES, _TooLarge)
-    except _TooLarge:
-        return None

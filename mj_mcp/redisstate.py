@@ -146,6 +146,40 @@ async def listening(url: str, make: Callable[[Any], L]) -> AsyncGenerator[L]:
             await client.aclose()
 
 
+async def follow_channel(
+    client: Any,
+    channel: str,
+    deliver: Callable[[bytes | str, bytes], None],
+    *,
+    pattern: bool,
+    task_status: TaskStatus[None],
+) -> None:
+    """Hand each message on `channel` (a glob when `pattern`) to `deliver(channel, data)` until
+    cancelled. A Redis error before the first subscription is raised (the caller is still
+    starting); one after it is logged and the subscription made again after RECONNECT_SECONDS."""
+    redis = _redis_module()
+    kind = "pmessage" if pattern else "message"
+    started = False
+    while True:
+        try:
+            async with client.pubsub() as pubsub:
+                await (pubsub.psubscribe(channel) if pattern else pubsub.subscribe(channel))
+                if not started:
+                    started = True
+                    task_status.started()
+                while True:
+                    message: dict[str, Any] | None = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=None
+                    )
+                    if message is not None and message.get("type") == kind:
+                        deliver(message["channel"], message["data"])
+        except redis.RedisError as exc:
+            if not started:
+                raise
+            logger.warning("Lost the Redis channel %s (%s); reconnecting.", channel, type(exc).__name__)
+            await anyio.sleep(RECONNECT_SECONDS)
+
+
 def start(settings: Settings) -> SharedStart:
     """Reach Redis and read the shared secret (writing it first if this is the first instance).
 
@@ -244,26 +278,7 @@ class RedisHub:
 
     async def listen(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Read every lane's channel until cancelled, reconnecting when Redis goes away."""
-        redis = _redis_module()
-        started = False
-        while True:
-            try:
-                async with self._client.pubsub() as pubsub:
-                    await pubsub.psubscribe(CHANNEL + "*")
-                    if not started:
-                        started = True
-                        task_status.started()
-                    while True:
-                        message: dict[str, Any] | None = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=None
-                        )
-                        if message is not None and message.get("type") == "pmessage":
-                            self.deliver(message["channel"], message["data"])
-            except redis.RedisError as exc:
-                if not started:
-                    raise
-                logger.warning("Lost the Redis channels (%s); reconnecting.", type(exc).__name__)
-                await anyio.sleep(RECONNECT_SECONDS)
+        await follow_channel(self._client, CHANNEL + "*", self.deliver, pattern=True, task_status=task_status)
 
     def deliver(self, channel: bytes | str, data: bytes) -> None:
         """Hand one channel message to the lane it names, if this instance serves that lane."""

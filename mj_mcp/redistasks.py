@@ -38,7 +38,7 @@ from anyio.abc import TaskStatus as StartStatus
 
 from mj_mcp.clock import Clock
 from mj_mcp.config import Settings
-from mj_mcp.redisstate import listening
+from mj_mcp.redisstate import follow_channel, listening
 from mj_mcp.server.taskstore import DEFAULT_CAP, TERMINAL, Page, TaskRecord, TaskStoreFull, cursor_seq
 
 __all__ = ["CHANNEL", "RedisTaskStore"]
@@ -53,7 +53,6 @@ SEQ: Final = PREFIX + "tasks:seq"
 CHANNEL: Final = PREFIX + "tasks"
 DONE: Final = b"d"
 CANCEL: Final = b"c"
-RECONNECT_SECONDS: Final = 1.0
 _TERMINAL_LUA: Final = "{" + ", ".join(f"['{s}'] = true" for s in sorted(TERMINAL)) + "}"
 
 # Prunes expired ids from the index, applies the cap, then stores the record with its TTL.
@@ -181,27 +180,9 @@ class RedisTaskStore:
 
     async def listen(self, *, task_status: StartStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Read the tasks channel until cancelled, reconnecting when Redis goes away."""
-        import redis
-
-        started = False
-        while True:
-            try:
-                async with self._client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    if not started:
-                        started = True
-                        task_status.started()
-                    while True:
-                        message: dict[str, Any] | None = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=None
-                        )
-                        if message is not None and message.get("type") == "message":
-                            self.deliver(message["data"])
-            except redis.RedisError as exc:
-                if not started:
-                    raise
-                logger.warning("Lost the Redis tasks channel (%s); reconnecting.", type(exc).__name__)
-                await anyio.sleep(RECONNECT_SECONDS)
+        await follow_channel(
+            self._client, CHANNEL, lambda _channel, data: self.deliver(data), pattern=False, task_status=task_status
+        )
 
     def deliver(self, data: bytes) -> None:
         """Act on one channel message: wake the waits on a finished task, or stop a cancelled one."""

@@ -25,12 +25,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx2
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import copy_lines, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 30.0
@@ -81,21 +81,13 @@ class Proc:
                 self.popen.wait(timeout=10)
 
 
-def _copy(source: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None:
-    for line in source:
-        log.write(line)
-        log.flush()
-        lines.put(line)
-    lines.put(None)
-
-
 @contextmanager
 def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Proc]:
     popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     assert popen.stdout is not None
     out = log.open("w")
     proc = Proc(popen, log)
-    copier = threading.Thread(target=_copy, args=(popen.stdout, out, proc.lines), daemon=True)
+    copier = threading.Thread(target=copy_lines, args=(popen.stdout, out, proc.lines), daemon=True)
     copier.start()
     try:
         yield proc

@@ -183,7 +183,7 @@ class ServerExited(AssertionError):
 LISTENING = re.compile(r"Uvicorn running on https?://\S+:(\d+)")
 
 
-def _copy_lines(source: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None:
+def copy_lines(source: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None:
     for line in source:
         log.write(line)
         log.flush()
@@ -205,7 +205,7 @@ def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
     assert proc.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
     with log.open("w") as out:
-        copier = threading.Thread(target=_copy_lines, args=(proc.stdout, out, lines), daemon=True)
+        copier = threading.Thread(target=copy_lines, args=(proc.stdout, out, lines), daemon=True)
         copier.start()
         try:
             yield f"http://127.0.0.1:{_await_listening(lines, log)}"

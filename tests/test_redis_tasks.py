@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from mj_mcp import redistasks
+from mj_mcp import redisstate
 from mj_mcp.config import load_settings
 from mj_mcp.redistasks import RECORD, RedisTaskStore
 from mj_mcp.server import create_server
@@ -265,7 +265,7 @@ async def test_a_store_that_cannot_reach_redis_does_not_open() -> None:
 async def test_the_channel_comes_back_after_redis_drops_it(
     redis_url: str, redis_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redistasks, "RECONNECT_SECONDS", 0.01)
+    monkeypatch.setattr(redisstate, "RECONNECT_SECONDS", 0.01)
     async with store(redis_url) as (a, stopped), store(redis_url) as (b, _):
         redis_db.client_kill_filter(_type="pubsub")
         with anyio.fail_after(10):

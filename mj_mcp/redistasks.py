@@ -39,7 +39,7 @@ from anyio.abc import TaskStatus as StartStatus
 from mj_mcp.clock import Clock
 from mj_mcp.config import Settings
 from mj_mcp.redisstate import follow_channel, listening
-from mj_mcp.server.taskstore import DEFAULT_CAP, TERMINAL, Page, TaskRecord, TaskStoreFull, cursor_seq
+from mj_mcp.taskstore import DEFAULT_CAP, TERMINAL, Page, TaskRecord, TaskStoreFull, cursor_seq
 
 __all__ = ["CHANNEL", "RedisTaskStore"]
 

@@ -26,7 +26,7 @@ from mcp.types import (
 
 from mj_mcp.server import MjServer
 from mj_mcp.server.tasks import CANCEL_NOTE, TASKS_EXTENSION, McpTasks, ModernTask
-from mj_mcp.server.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
+from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
 from tests.conftest import ServerFactory
 from tests.helpers import FakeClock, text
 

@@ -18,7 +18,7 @@ from mj_mcp.config import load_settings
 from mj_mcp.redistasks import RECORD, RedisTaskStore
 from mj_mcp.server import create_server
 from mj_mcp.server.tasks import CANCEL_NOTE, McpTasks
-from mj_mcp.server.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
+from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
 from tests.cluster import redis_server, require_services
 from tests.helpers import FakeClock, free_port
 

@@ -56,7 +56,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS, SUPPORTED_PROTOCOL_VERSI
 from pydantic import Field
 
 from mj_mcp.clock import Clock, SystemClock
-from mj_mcp.server.taskstore import MemoryTaskStore, Page, TaskRecord, TaskStore, TaskStoreFull, now_utc
+from mj_mcp.taskstore import MemoryTaskStore, Page, TaskRecord, TaskStore, TaskStoreFull, now_utc
 from mj_mcp.tenancy import current_tenant
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import anyio
 
-__all__ = ["run_demo"]
+__all__ = ["demo", "run_demo"]
 
 PROMPT = "a lighthouse on a cliff at dawn, oil painting --ar 1:1 --v 7"
 BAR_WIDTH = 30
@@ -28,18 +28,10 @@ def _text(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
 
 
-async def _demo(out: TextIO) -> int:
-    from mcp import Client, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    env = {k: v for k, v in os.environ.items() if k.startswith("MJ_") or k in ("HOME", "PATH", "XDG_PICTURES_DIR")}
-    env.pop("MJ_BASE_URL", None)
-    env.pop("MJ_API_KEY", None)
-    env.setdefault("MJ_POLL_INTERVAL", "0.5")
-    env.setdefault("MJ_SIM_JOB_SECONDS", "5")
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mj_mcp", "--simulator"], env={**env, "PYTHONUNBUFFERED": "1"}
-    )
+async def demo(out: TextIO, server: Any = None) -> int:
+    """The demo, printed to `out`. `server` is what the MCP client connects to: by default
+    `mj-mcp --simulator` over stdio; the tests hand it a server object to run in memory."""
+    from mcp import Client
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
@@ -49,7 +41,7 @@ async def _demo(out: TextIO) -> int:
 
     say("mj-mcp demo: the server runs on its built-in simulator (no key, no network).")
     with anyio.fail_after(120):
-        async with Client(stdio_client(params, errlog=sys.stderr)) as client:
+        async with Client(server if server is not None else _simulator_over_stdio()) as client:
             tools = (await client.list_tools()).tools
             say(f"Connected over stdio. {len(tools)} tools: {', '.join(t.name for t in tools)}")
             say()
@@ -84,6 +76,22 @@ async def _demo(out: TextIO) -> int:
     return 0
 
 
+def _simulator_over_stdio() -> Any:
+    """`mj-mcp --simulator` as a subprocess, as any MCP client starts it (no key, no network)."""
+    from mcp import StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("MJ_") or k in ("HOME", "PATH", "XDG_PICTURES_DIR")}
+    env.pop("MJ_BASE_URL", None)
+    env.pop("MJ_API_KEY", None)
+    env.setdefault("MJ_POLL_INTERVAL", "0.5")
+    env.setdefault("MJ_SIM_JOB_SECONDS", "5")
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mj_mcp", "--simulator"], env={**env, "PYTHONUNBUFFERED": "1"}
+    )
+    return stdio_client(params, errlog=sys.stderr)
+
+
 def run_demo(out: TextIO | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    return anyio.run(_demo, out or sys.stdout)
+    return anyio.run(demo, out or sys.stdout)

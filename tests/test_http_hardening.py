@@ -226,10 +226,15 @@ async def test_a_slowloris_flood_past_the_file_descriptor_limit_leaves_health_an
                 except (httpx2.TransportError, TimeoutError):
                     await anyio.sleep(0.1)  # readiness poll of a starting subprocess
         stalled = await stall(port_of(base), 200)
-        for _ in range(3):
-            assert await health_within(base, 2) == 200
-        for stream in stalled:
-            await stream.aclose()
+        try:
+            # Room is made by evicting the oldest stalled connections one accept at a time; on a busy
+            # machine (CI runs the suite in parallel) that takes seconds, so the bound is generous:
+            # without the cap the server never answers again.
+            for _ in range(3):
+                assert await health_within(base, 10) == 200
+        finally:
+            for stream in stalled:
+                await stream.aclose()
 
 
 # -- requests in flight per client and in all ------------------------------------------------------

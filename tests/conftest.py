@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -61,6 +62,20 @@ def _output_schemas_compiled_once_per_process() -> Iterator[None]:
         # raising=True (the default): a renamed SDK method fails every test here, loudly.
         patch.setattr(ClientSession, "_output_schema_validator", shared)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process (each costs a second or more of start-up) is marked `slow`, so
+    the README's quick command leaves it out and `pytest -m slow` runs it: this keeps that true."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    test = request.node.nodeid
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{test} starts a subprocess: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture

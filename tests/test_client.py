@@ -649,6 +649,7 @@ print(json.dumps([*found, "httpcore2" in sys.modules]))
 """
 
 
+@pytest.mark.slow
 def test_an_https_client_builds_no_connection_stack_before_its_first_request() -> None:
     # Building httpx2's default transport (TLS context, connection stack) cost ~10 % of a cold
     # start in the mode users run; a server must answer tools/list without it.

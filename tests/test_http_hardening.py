@@ -29,7 +29,8 @@ from mj_mcp.server import create_server
 from mj_mcp.transports import build_http_app
 from tests.helpers import child_env, free_port
 
-pytestmark = pytest.mark.anyio
+# Real sockets on loopback against real timeouts (one a subprocess with few file descriptors).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 STALLED_HEAD = b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 """Half a request: the head never ends."""

@@ -320,6 +320,7 @@ async def test_a_notify_hook_into_this_network_is_refused(jobs: Jobs) -> None:
         await jobs.prepare(ImagineRequest(prompt="x", notify_hook="http://127.0.0.1:8080/hook"))
 
 
+@pytest.mark.slow  # a fresh interpreter; tests/test_layers.py checks the same from the source, quickly
 def test_the_service_and_its_rendering_import_no_mcp() -> None:
     import subprocess
     import sys

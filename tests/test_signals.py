@@ -22,6 +22,7 @@ INITIALIZE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_a_stdio_server_at_once_with_exit_status_0(tmp_path: Path, signum: signal.Signals) -> None:
     with (tmp_path / "stderr.log").open("w") as errlog:

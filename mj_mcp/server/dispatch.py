@@ -103,10 +103,11 @@ class _Shape:
     """What a tool's MCP form takes from its spec and surface alone: made once per process and
     shared, never changed, by that tool on every server (tests build a server per session).
 
-    Sharing the schema dicts is safe because nothing writes to them: the SDK copies them into each
-    tools/list answer (which it serializes; middleware edits only that serialized form), its
-    argument checks only read `Tool.parameters`, and so does `run_tool`. tests/test_server_reuse.py
-    checks that a session leaves them as they were made."""
+    Sharing the schema dicts is safe because nothing writes to them: the SDK's `list_tools` puts
+    them in the tools it answers with, which go out serialized (middleware edits only that
+    serialized form); the streamable-HTTP argument-header check reads `Tool.parameters`, and so
+    does `run_tool`. (Whoever calls `server.list_tools()` in process gets them too, and must not
+    change them.) tests/test_server_reuse.py checks that a session leaves them as they were made."""
 
     parameters: dict[str, Any]
     required: frozenset[str]

@@ -13,13 +13,21 @@ import pytest
 from mcp import Client
 from mcp.server.context import ServerMiddleware
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.resources import ResourceTemplate
+from mcp.server.mcpserver.resources.resource_manager import ResourceManager
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from mj_mcp.server.live import LiveTasks
-from mj_mcp.server.sdk_glue import CONTEXT_KWARG, answer_unknown_tools, make_tool, serve_subscriptions
+from mj_mcp.server.sdk_glue import (
+    CONTEXT_KWARG,
+    add_template,
+    answer_unknown_tools,
+    make_tool,
+    serve_subscriptions,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +184,49 @@ async def test_an_unknown_tool_is_answered_as_an_error_result_that_the_middlewar
     assert [c.text for c in unknown.content if isinstance(c, TextContent)] == ["No tool `upscale`; use probe."]
     assert asked == [("upscale", frozenset({"probe"}))]
     assert [c.text for c in known.content if isinstance(c, TextContent)] == ["done"]
+
+
+# -- resource templates made once (add_template) ----------------------------------------------------
+
+
+def test_the_resource_manager_keeps_its_templates_by_uri_template_where_add_template_puts_them() -> None:
+    manager = ResourceManager()
+    assert manager._templates == {}  # pyright: ignore[reportPrivateUsage]
+
+    def probe(taskId: str) -> str:
+        return taskId
+
+    made = manager.add_template(probe, "probe://{taskId}")
+    assert manager._templates == {"probe://{taskId}": made}  # pyright: ignore[reportPrivateUsage]
+    assert manager.list_templates() == [made]
+
+
+async def read_probe(ctx: Context, taskId: str) -> str:
+    return f"{taskId} read by {ctx.mcp_server.name}"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_template_added_by_the_glue_is_listed_and_read_as_one_the_decorator_adds(mode: str) -> None:
+    options: dict[str, Any] = {
+        "name": "probe",
+        "title": "A probe",
+        "description": "Reads a probe.",
+        "mime_type": "application/json",
+    }
+    decorated: MCPServer[Any] = MCPServer("decorated")
+    decorated.resource("probe://{taskId}", **options)(read_probe)
+    glued: MCPServer[Any] = MCPServer("glued")
+    template = ResourceTemplate.from_function(read_probe, "probe://{taskId}", **options)
+    add_template(glued, template)
+    seen: list[tuple[Any, Any]] = []
+    for server in (decorated, glued):
+        async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+            templates = (await client.list_resource_templates()).resource_templates
+            contents = (await client.read_resource("probe://7")).contents
+        seen.append(([t.model_dump() for t in templates], [c.model_dump() for c in contents]))
+    (decorated_templates, decorated_read), (glued_templates, glued_read) = seen
+    assert glued_templates == decorated_templates
+    assert [c.pop("text") for c in decorated_read] == ["7 read by decorated"]
+    # The shared template gets each server's own Context: it finds its server through it.
+    assert [c.pop("text") for c in glued_read] == ["7 read by glued"]
+    assert glued_read == decorated_read

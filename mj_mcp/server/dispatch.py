@@ -13,6 +13,8 @@ import base64
 import copy
 import functools
 import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import anyio
@@ -43,11 +45,9 @@ def build_tool(
     spec: ToolSpec[Any, Any], holder: Holder, *, preview: PreviewSetting = "image", surface: Surface = AS_MODELS
 ) -> Tool:
     """The MCP tool for `spec`: schema and validation from its models, errors as results."""
-    request_fields = _wire_names(spec.request)
-    control_fields = _wire_names(spec.controls)
-    parameters = surface.schema(spec.request, spec.controls)
-    required = frozenset(cast(list[str], parameters.get("required", [])))
-    properties = cast(dict[str, dict[str, Any]], parameters.get("properties", {}))
+    shape = _shape(spec, surface)
+    request_fields, control_fields = shape.request_fields, shape.control_fields
+    required, properties = shape.required, shape.properties
     output = spec.output
 
     async def run_tool(ctx: Context, **arguments: Any) -> CallToolResult:
@@ -92,10 +92,50 @@ def build_tool(
         name=spec.name,
         title=None,  # in the annotations: clients show it, and models are not given it (see `_annotations`)
         description=spec.description,
-        parameters=parameters,
-        annotations=_annotations(spec),
-        output_schema=output_schema(output),
+        parameters=shape.parameters,
+        annotations=shape.annotations,
+        output_schema=shape.output_schema,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a tool's MCP form takes from its spec and surface alone: made once per process and
+    shared, never changed, by that tool on every server (tests build a server per session).
+
+    Sharing the schema dicts is safe because nothing writes to them: the SDK's `list_tools` puts
+    them in the tools it answers with, which go out serialized (middleware edits only that
+    serialized form); the streamable-HTTP argument-header check reads `Tool.parameters`, and so
+    does `run_tool`. (Whoever calls `server.list_tools()` in process gets them too, and must not
+    change them.) tests/test_server_reuse.py checks that a session leaves them as they were made."""
+
+    parameters: dict[str, Any]
+    required: frozenset[str]
+    properties: dict[str, dict[str, Any]]
+    request_fields: frozenset[str]
+    control_fields: frozenset[str]
+    annotations: ToolAnnotations
+    output_schema: dict[str, Any]
+
+
+_shapes: dict[tuple[ToolSpec[Any, Any], Hashable], _Shape] = {}
+
+
+def _shape(spec: ToolSpec[Any, Any], surface: Surface) -> _Shape:
+    key = (spec, surface.key(spec.request))
+    shape = _shapes.get(key)
+    if shape is None:
+        parameters = surface.schema(spec.request, spec.controls)
+        shape = _shapes[key] = _Shape(
+            parameters=parameters,
+            required=frozenset(cast(list[str], parameters.get("required", []))),
+            properties=cast(dict[str, dict[str, Any]], parameters.get("properties", {})),
+            request_fields=_wire_names(spec.request),
+            control_fields=_wire_names(spec.controls),
+            annotations=_annotations(spec),
+            output_schema=_cached_output_schema(spec.output),
+        )
+    return shape
 
 
 @functools.cache

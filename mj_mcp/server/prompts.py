@@ -1,10 +1,16 @@
-"""The prompt: turning a plain description into a good Midjourney prompt."""
+"""The prompt: turning a plain description into a good Midjourney prompt.
+
+It has no state, so one SDK `Prompt` (whose `from_function` builds pydantic models, milliseconds)
+serves every server of the process.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts import Prompt
 
 __all__ = ["PROMPT_GUIDE", "midjourney_prompt", "register_prompts"]
 
@@ -32,9 +38,15 @@ def midjourney_prompt(description: str, aspect_ratio: str = "", style: str = "")
     return PROMPT_GUIDE.format(description=description.strip(), aspect=aspect, style=style_line)
 
 
-def register_prompts(server: MCPServer[Any]) -> None:
-    server.prompt(
+@functools.cache
+def _prompt() -> Prompt:
+    return Prompt.from_function(
+        midjourney_prompt,
         name="midjourney_prompt",
         title="Write a Midjourney prompt",
         description="Turn a plain description into a good Midjourney prompt with parameters.",
-    )(midjourney_prompt)
+    )
+
+
+def register_prompts(server: MCPServer[Any]) -> None:
+    server.add_prompt(_prompt())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -234,6 +234,12 @@ class Surface:
         if self.fields == "full":
             return unread
         return unread | LEAN_HIDDEN | LEAN_NARROWS.get(request, frozenset())
+
+    def key(self, request: type[WireModel]) -> Hashable:
+        """Everything `schema(request, ...)` depends on besides its models: equal keys, equal schemas.
+
+        (The Surface itself is unhashable, its profile holding mappings.)"""
+        return (self.fields, self.wait_timeout, self.hidden(request))
 
     def schema(self, request: type[WireModel], controls: type[WireModel]) -> dict[str, Any]:
         """`input_schema(request, controls)` as this surface shows it (hidden fields are never required)."""

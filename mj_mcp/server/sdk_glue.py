@@ -6,7 +6,8 @@ with those same models, so the SDK must pass the raw arguments through untouched
 `FuncMetadata` over `_RawArguments`, in a `Tool` made directly. Resource subscriptions have no
 public hook either; their handlers go on the low-level server. The 2025-11-25 form of MCP Tasks
 needs the wire itself (`LegacyTasksWire`, a server middleware), and a call of a tool the server
-does not offer is answered by another middleware. tests/test_sdk_glue.py pins down
+does not offer is answered by another middleware. A resource template built once per process is
+added to each server's resource manager directly (`add_template`). tests/test_sdk_glue.py pins down
 each of these, so that an SDK release that changes them fails loudly there.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.resources import ResourceTemplate
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.exceptions import MCPError
@@ -39,6 +41,7 @@ __all__ = [
     "CONTEXT_KWARG",
     "TASKS_CAPABILITY",
     "LegacyTasksWire",
+    "add_template",
     "answer_unknown_tools",
     "make_tool",
     "serve_subscriptions",
@@ -93,6 +96,17 @@ def serve_subscriptions(server: MCPServer[Any], live: LiveTasks) -> None:
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, live.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe)
     lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, live.listen)
+
+
+def add_template(server: MCPServer[Any], template: ResourceTemplate) -> None:
+    """Serve `template`, made once (`ResourceTemplate.from_function`), as `server.resource()` would.
+
+    `server.resource()` builds the template from its function each time: a pydantic argument model
+    and `validate_call` wrapper, milliseconds per template and server, and tests build a server per
+    session. The resource manager has no public way to take a finished template; its own
+    `add_template` stores what it built in `_templates`, under its URI template, as this does."""
+    manager = server._resource_manager  # pyright: ignore[reportPrivateUsage]
+    manager._templates[template.uri_template] = template  # pyright: ignore[reportPrivateUsage]
 
 
 # -- MCP Tasks, 2025-11-25 form ---------------------------------------------------------------------

@@ -149,6 +149,7 @@ class Hosted:
 
 @pytest.fixture
 async def hosted(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hosted]:
+    """A hosted server on real loopback sockets, in front of a simulator on real time (slow tier)."""
     transport = cast(str, getattr(request, "param", "streamable-http"))
     sim = Simulator(job_seconds=0.6, per_key=True)
     sim_sock, mcp_sock = bound(), bound()
@@ -183,6 +184,7 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
+@pytest.mark.slow
 async def test_a_request_without_an_upstream_key_is_401_with_a_message(hosted: Hosted) -> None:
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         response = await http.post(f"{hosted.base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
@@ -193,6 +195,7 @@ async def test_a_request_without_an_upstream_key_is_401_with_a_message(hosted: H
     assert health.status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hosted", ["streamable-http", "sse"], indirect=True)
 async def test_one_tenant_never_reaches_anothers_task_through_any_tool_or_resource(hosted: Hosted) -> None:
     async with hosted.session(KEY_A) as a, hosted.session(KEY_B) as b:
@@ -231,6 +234,7 @@ async def test_one_tenant_never_reaches_anothers_task_through_any_tool_or_resour
         assert owner == KEY_A  # B's refused attempts started nothing
 
 
+@pytest.mark.slow
 async def test_batched_polls_carry_one_key_and_only_that_keys_ids(hosted: Hosted) -> None:
     async with hosted.session(KEY_A) as a, hosted.session(KEY_B) as b, anyio.create_task_group() as tg:
         results: list[dict[str, Any]] = []
@@ -248,6 +252,7 @@ async def test_batched_polls_carry_one_key_and_only_that_keys_ids(hosted: Hosted
         assert all(hosted.sim.tasks[i].owner == owner for i in ids), (owner, ids)
 
 
+@pytest.mark.slow
 async def test_a_callback_on_one_tenants_path_cannot_move_anothers_task(hosted: Hosted) -> None:
     hosted.sim.job_seconds = 1000  # nothing finishes on its own: only callbacks could move it
     async with hosted.session(KEY_A) as a, hosted.session(KEY_B) as b:
@@ -268,6 +273,7 @@ async def test_a_callback_on_one_tenants_path_cannot_move_anothers_task(hosted: 
     assert still["status"] != "SUCCESS"
 
 
+@pytest.mark.slow
 async def test_max_jobs_counts_per_tenant(hosted: Hosted) -> None:
     async with hosted.session(KEY_A) as a, hosted.session(KEY_B) as b:
         for n in range(3):
@@ -278,6 +284,7 @@ async def test_max_jobs_counts_per_tenant(hosted: Hosted) -> None:
     assert not other.is_error
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:resources/subscribe is removed")
 async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Hosted) -> None:
     heard: dict[str, list[str]] = {"a": [], "b": []}
@@ -309,6 +316,7 @@ async def test_legacy_subscriptions_hear_only_the_callers_own_tasks(hosted: Host
     assert uri in heard["a"] and heard["b"] == []
 
 
+@pytest.mark.slow
 async def test_a_listen_stream_hears_only_the_callers_own_tasks(hosted: Hosted) -> None:
     async with hosted.session(KEY_A, mode="auto") as a, hosted.session(KEY_B, mode="auto") as b:
         hosted.sim.job_seconds = 1000  # runs until A listens: a task that ended first would announce nothing
@@ -334,6 +342,7 @@ async def test_a_listen_stream_hears_only_the_callers_own_tasks(hosted: Hosted) 
     assert heard_b == []
 
 
+@pytest.mark.slow
 async def test_the_audit_log_names_the_tenant_and_nothing_shows_a_key(
     hosted: Hosted, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -351,6 +360,7 @@ async def test_the_audit_log_names_the_tenant_and_nothing_shows_a_key(
     assert KEY_A not in everything and KEY_B not in everything
 
 
+@pytest.mark.slow
 async def test_an_mcp_task_runs_with_its_tenants_key_and_is_hidden_from_another_tenant(hosted: Hosted) -> None:
     # A task-augmented call runs in the background, outside the request that carried the key: it
     # must still spend the caller's key, and its record must belong to the caller's tenant.

@@ -118,8 +118,8 @@ FAST_PNG_LEVEL: Final = 1
 """zlib level of the PNGs written where their size is not the point: a grid's saved quadrants
 (working copies on the user's disk; the job is done when they are written) and the resource blob.
 Measured by `benchmarks/preview.py --png` (docs/benchmarks.md, "PNG compress level"): the four
-quadrants of a 2048² natural-photo grid take 0.36 s of CPU at level 1 against 1.19 s at Pillow's
-default 6 (saving the whole finished grid: 0.49 s against 1.31 s), and come out 4 % smaller
+quadrants of a 2048² natural-photo grid take 0.50 s of CPU at level 1 against 1.59 s at Pillow's
+default 6 (saving the whole finished grid: 0.69 s against 1.78 s), and come out 4 % smaller
 (7.06 MB against 7.33 MB: the slower levels find nothing more to match in sensor grain). Level 3
 saves 3 % more bytes for a third more CPU; 4-6 cost twice to three times as much. Flat pictures
 (the simulator's) come out about 10 % larger, at a few hundred KB."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from mj_mcp import images, loading, saving
 from mj_mcp.errors import ImageInputError, ImageRejectedError, MjError
@@ -1369,8 +1370,8 @@ def grain(size: tuple[int, int]) -> Image.Image:
 
 
 def smooth(size: tuple[int, int]) -> Image.Image:
-    """A gradient: Pillow's default level packs it three times tighter than the fastest."""
-    return Image.linear_gradient("L").resize(size).convert("RGB")
+    """Blurred grain, like an upscaled photograph: Pillow's default level packs it a third tighter."""
+    return grain(size).filter(ImageFilter.GaussianBlur(3))
 
 
 def test_png_for_resource_encodes_at_the_fast_level_when_that_fits() -> None:
@@ -1381,38 +1382,38 @@ def test_png_for_resource_encodes_at_the_fast_level_when_that_fits() -> None:
 
 
 def test_png_for_resource_keeps_the_full_size_when_the_default_level_fits_where_the_fast_one_does_not() -> None:
-    picture = smooth((1024, 1024))
+    picture = smooth((256, 256))
     fast, default = len(encode(picture, "PNG", compress_level=1)), len(encode(picture, "PNG"))
     cap = (fast + default) // 2
     assert default < cap < fast
     fitted = png_for_resource(encode(picture, "PNG", compress_level=0), max_bytes=cap)
     assert len(fitted) <= cap
     assert zlib_speed(fitted) == 2
-    assert decode(fitted).size == (1024, 1024)
+    assert decode(fitted).size == (256, 256)
     assert decode(fitted).tobytes() == picture.tobytes()
 
 
-def test_png_for_resource_scales_down_at_the_one_level_that_packed_the_picture_tighter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Both levels are tried at full size only: then each smaller size costs one encode."""
-    levels: list[int] = []
+def test_png_for_resource_tries_the_default_level_only_when_it_could_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far over the cap the picture is scaled down after one fast encode; near it, the default
+    level is tried too before it is."""
+    encodes: list[tuple[int, tuple[int, int], int]] = []
     encode_png = images._png
 
     def counting(picture: Image.Image, level: int) -> bytes:
-        levels.append(level)
-        return encode_png(picture, level)
+        encoded = encode_png(picture, level)
+        encodes.append((level, picture.size, len(encoded)))
+        return encoded
 
     monkeypatch.setattr(images, "_png", counting)
-    grainy = png_for_resource(encode(grain((400, 400)), "PNG", compress_level=0), max_bytes=120_000)
-    assert len(grainy) <= 120_000
-    assert levels[:2] == [1, 6] and len(levels) > 3
-    assert set(levels[2:]) == {1}  # grain: the fast level is the tighter one
-    levels.clear()
-    flat = png_for_resource(encode(smooth((1024, 1024)), "PNG", compress_level=0), max_bytes=3_000)
-    assert len(flat) <= 3_000
-    assert levels[:2] == [1, 6] and len(levels) > 2
-    assert set(levels[2:]) == {6}
+    cap = 60_000
+    fitted = png_for_resource(encode(grain((400, 400)), "PNG", compress_level=0), max_bytes=cap)
+    assert len(fitted) <= cap
+    assert encodes[0][:2] == (1, (400, 400)) and encodes[0][2] > 1.5 * cap
+    assert encodes[1][:2] == (1, (300, 300))  # scaled down without a try at the default level
+    assert any(level == 6 for level, _, _ in encodes)  # near the cap
+    for before, after in itertools.pairwise(encodes):
+        if after[0] == 6:
+            assert before[0] == 1 and before[1] == after[1] and cap < before[2] <= 1.5 * cap
 
 
 @pytest.mark.parametrize("max_bytes", [8 * 1024 * 1024, 5])

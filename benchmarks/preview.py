@@ -17,10 +17,10 @@ The numbers of the last run are in docs/benchmarks.md ("Previews and structured 
 
 PNG compress level (`--png`, about 60 s; `--png --write` records the tables in docs/benchmarks.md
 and its template, between the png markers): CPU time and bytes of the four quadrants that saving
-a finished grid writes, at zlib levels 1-6, for the 2048² natural-photo grid and a 1024² grid as
-the simulator draws it; then `ImageSaver.save_task` of that natural grid, `png_for_resource` of it
-as a JPEG, and the simulator's `draw_variant`, each at `FAST_PNG_LEVEL` (the simulator's
-`PNG_LEVEL`) against Pillow's default 6. CPU is the least `time.process_time()` of interleaved
+a finished grid writes, at zlib levels 1-6, for the 2048² natural-photo grid, a smooth 2048² grid
+and a 1024² grid as the simulator draws it; then `ImageSaver.save_task` of that natural grid,
+`png_for_resource` of it as a JPEG, and the simulator's `draw_variant`, each at `FAST_PNG_LEVEL`
+(the simulator's `PNG_LEVEL`) against Pillow's default 6. CPU is the least `time.process_time()` of interleaved
 rounds: other jobs share this machine, and the least is the run they disturbed least.
 """
 
@@ -193,21 +193,24 @@ def simulator_grid() -> Image.Image:
 
 
 def level_rows(natural: Image.Image) -> list[str]:
-    """Quadrant encoding at each level: CPU and bytes, the natural grid beside the simulator's."""
-    pictures = {"natural": quadrants(natural), "simulator": quadrants(simulator_grid())}
+    """Quadrant encoding at each level: CPU and bytes of the natural grid, a smooth one (the natural
+    grid of 1024² upscaled twice, as an upscaler smooths) and the simulator's."""
+    smooth = Image.open(io.BytesIO(natural_grid(1024))).convert("RGB").resize((2048, 2048), Image.Resampling.LANCZOS)
+    pictures = {"natural": quadrants(natural), "smooth": quadrants(smooth), "simulator": quadrants(simulator_grid())}
     runs = {f"{name} {level}": (parts, level) for name, parts in pictures.items() for level in PNG_LEVELS}
     cpu = least_cpu({key: lambda a=args: png_bytes(*a) for key, args in runs.items()})
     rows = [
-        "| zlib level | natural-photo grid 2048²: CPU | bytes | simulator grid 1024²: CPU | bytes |",
-        "|---|---|---|---|---|",
+        "| zlib level | natural-photo grid 2048² | smooth grid 2048² (upscaled 2×) | simulator grid 1024² |",
+        "|---|---|---|---|",
     ]
     for level in PNG_LEVELS:
-        natural_size, sim_size = png_bytes(pictures["natural"], level), png_bytes(pictures["simulator"], level)
+        cells = []
+        for name, parts in pictures.items():
+            size = png_bytes(parts, level)
+            amount = f"{size / 1e6:.2f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB"
+            cells.append(f"{cpu[f'{name} {level}'] * 1000:.0f} ms, {amount}")
         note = " (Pillow's default)" if level == PILLOW_DEFAULT_LEVEL else ""
-        rows.append(
-            f"| {level}{note} | {cpu[f'natural {level}'] * 1000:.0f} ms | {natural_size / 1e6:.2f} MB | "
-            f"{cpu[f'simulator {level}'] * 1000:.0f} ms | {sim_size / 1e3:.0f} KB |"
-        )
+        rows.append(f"| {level}{note} | {' | '.join(cells)} |")
     return rows
 
 
@@ -290,7 +293,8 @@ Written by [`benchmarks/preview.py`](../benchmarks/preview.py)
 (`.venv/bin/python benchmarks/preview.py --png --write`). CPU time (the least of 5 interleaved
 rounds; other jobs shared the machine) and bytes of the four quadrant PNGs that saving a finished
 grid writes (`images.split_grid`), at each zlib level, for the 2048² natural-photo grid of the
-section above and for a 1024² grid as the simulator draws it (flat colours, a disc, text). Then
+section above, for a smooth one (its 1024² sibling upscaled twice, as an upscaler smooths) and for
+a 1024² grid as the simulator draws it (flat colours, a disc, text). Then
 whole steps at the level chosen (`images.FAST_PNG_LEVEL`, the simulator's `render.PNG_LEVEL`)
 against Pillow's default.
 """
@@ -298,13 +302,13 @@ against Pillow's default.
 
 PNG_SECTION_TAIL = """
 Chosen: level 1. It is the fastest level that compresses at all (level 0 stores the pixels: 12.6
-MB for the natural grid, 3 MB for the simulator's), and on photographs it is also smaller than
-Pillow's default, whose lazy matching finds nothing more in sensor grain; level 3 saves 3 % more
-bytes for a third more CPU. The quadrants are working copies on the user's disk, written as the
-job's last step, so the job returns sooner. A flat picture (a drawing, a gradient) is larger at
-level 1, by 10 % here and up to three times for a pure gradient, at sizes of a few hundred KB;
-`png_for_resource`, which must stay under 7 MiB, therefore tries Pillow's default level before it
-scales a picture down, and after the first scaling only the level that packed it tighter.
+MB for a 2048² grid), a third of the CPU of Pillow's default. On grainy photographs it is also
+smaller (the default's lazy matching finds nothing more in grain); on smooth ones it is about 5 %
+larger, on the simulator's flat pictures 10 %. Level 3 saves 3 % of the bytes for a third more
+CPU. The quadrants are working copies on the user's disk, written as the job's last step, so the
+job returns sooner. `png_for_resource` must stay under 7 MiB: when its level-1 PNG is over the cap
+by at most half, it tries Pillow's default too (15-25 % smaller on a smooth picture as large as a
+4096² upscale) before it scales the picture down; further over, it scales down at once.
 """
 
 

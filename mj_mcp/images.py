@@ -118,11 +118,11 @@ FAST_PNG_LEVEL: Final = 1
 """zlib level of the PNGs written where their size is not the point: a grid's saved quadrants
 (working copies on the user's disk; the job is done when they are written) and the resource blob.
 Measured by `benchmarks/preview.py --png` (docs/benchmarks.md, "PNG compress level"): the four
-quadrants of a 2048² natural-photo grid take 0.50 s of CPU at level 1 against 1.59 s at Pillow's
-default 6 (saving the whole finished grid: 0.69 s against 1.78 s), and come out 4 % smaller
-(7.06 MB against 7.33 MB: the slower levels find nothing more to match in sensor grain). Level 3
-saves 3 % more bytes for a third more CPU; 4-6 cost twice to three times as much. Flat pictures
-(the simulator's) come out about 10 % larger, at a few hundred KB."""
+quadrants of a 2048² natural-photo grid take 0.48 s of CPU at level 1 against 1.49 s at Pillow's
+default 6 (saving the whole finished grid: 0.50 s against 1.34 s) and come out 4 % smaller (7.06
+against 7.33 MB: the slower levels find nothing more to match in grain); a smooth (upscaled) grid
+comes out 5 % larger (6.41 against 6.08 MB), a flat one 10 %. Level 3 saves 3 % of the bytes for
+a third more CPU; levels 4-6 cost two to three times as much."""
 _COMPACT_PNG_LEVEL: Final = 6
 """Pillow's default: tried when a resource blob at `FAST_PNG_LEVEL` is over its cap."""
 _COMPACT_REACH: Final = 1.5

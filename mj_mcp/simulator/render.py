@@ -24,7 +24,7 @@ __all__ = ["PNG_LEVEL", "draw_variant", "image_size"]
 _PREVIEW_DIVISOR: Final = 4
 PNG_LEVEL: Final = 1
 """zlib level of the served PNGs (the simulator stands apart from the product, so it names its
-own). A 1024² grid encodes in 30 ms at level 1 against 45 ms at Pillow's default 6, 153 KB
+own). A 1024² grid encodes in 38 ms at level 1 against 55 ms at Pillow's default 6, 153 KB
 against 138 KB (`benchmarks/preview.py --png`); on these flat pictures Pillow's choice of a
 filter for each row, not deflate, is most of the rest. Not 0: a stored 3 MB grid would be over
 the 256 KiB up to which the product shows a PNG as its preview without decoding it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import os
 import re
 import socket
@@ -21,11 +22,11 @@ import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
-from mj_mcp import loading, saving
+from mj_mcp import images, loading, saving
 from mj_mcp.errors import ImageInputError, ImageRejectedError, MjError
-from mj_mcp.images import RESOURCE_MAX_BYTES, classify, make_preview, png_for_resource, split_grid
+from mj_mcp.images import FAST_PNG_LEVEL, RESOURCE_MAX_BYTES, classify, make_preview, png_for_resource, split_grid
 from mj_mcp.loading import ImageLoader, LoadedImage
 from mj_mcp.netguard import default_resolver
 from mj_mcp.saving import ImageSaver, sanitize_stem
@@ -1357,6 +1358,64 @@ def test_a_resource_blob_stays_under_the_10_mib_stdio_clients_accept_once_base64
     assert len(base64.b64encode(fitted)) < 10 * 1024 * 1024 - 64 * 1024
 
 
+def zlib_speed(data: bytes) -> int:
+    """The compression level class a PNG's zlib stream declares: 0 fastest (level 1), 2 default (6)."""
+    idat = data.index(b"IDAT") + 4
+    return data[idat + 1] >> 6
+
+
+def grain(size: tuple[int, int]) -> Image.Image:
+    """Grey noise, like a photograph's sensor grain: the fastest level packs it tighter than the default."""
+    return Image.merge("RGB", [Image.effect_noise(size, 64)] * 3)
+
+
+def smooth(size: tuple[int, int]) -> Image.Image:
+    """Blurred grain, like an upscaled photograph: Pillow's default level packs it a third tighter."""
+    return grain(size).filter(ImageFilter.GaussianBlur(3))
+
+
+def test_png_for_resource_encodes_at_the_fast_level_when_that_fits() -> None:
+    converted = png_for_resource(encode(noise((300, 200)), "JPEG"))
+    assert FAST_PNG_LEVEL == 1
+    assert zlib_speed(converted) == 0
+    assert decode(converted).size == (300, 200)
+
+
+def test_png_for_resource_keeps_the_full_size_when_the_default_level_fits_where_the_fast_one_does_not() -> None:
+    picture = smooth((256, 256))
+    fast, default = len(encode(picture, "PNG", compress_level=1)), len(encode(picture, "PNG"))
+    cap = (fast + default) // 2
+    assert default < cap < fast
+    fitted = png_for_resource(encode(picture, "PNG", compress_level=0), max_bytes=cap)
+    assert len(fitted) <= cap
+    assert zlib_speed(fitted) == 2
+    assert decode(fitted).size == (256, 256)
+    assert decode(fitted).tobytes() == picture.tobytes()
+
+
+def test_png_for_resource_tries_the_default_level_only_when_it_could_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far over the cap the picture is scaled down after one fast encode; near it, the default
+    level is tried too before it is."""
+    encodes: list[tuple[int, tuple[int, int], int]] = []
+    encode_png = images._png
+
+    def counting(picture: Image.Image, level: int) -> bytes:
+        encoded = encode_png(picture, level)
+        encodes.append((level, picture.size, len(encoded)))
+        return encoded
+
+    monkeypatch.setattr(images, "_png", counting)
+    cap = 60_000
+    fitted = png_for_resource(encode(grain((400, 400)), "PNG", compress_level=0), max_bytes=cap)
+    assert len(fitted) <= cap
+    assert encodes[0][:2] == (1, (400, 400)) and encodes[0][2] > 1.5 * cap
+    assert encodes[1][:2] == (1, (300, 300))  # scaled down without a try at the default level
+    assert any(level == 6 for level, _, _ in encodes)  # near the cap
+    for before, after in itertools.pairwise(encodes):
+        if after[0] == 6:
+            assert before[0] == 1 and before[1] == after[1] and cap < before[2] <= 1.5 * cap
+
+
 @pytest.mark.parametrize("max_bytes", [8 * 1024 * 1024, 5])
 def test_png_for_resource_refuses_data_that_is_not_an_image(max_bytes: int) -> None:
     with pytest.raises(ImageInputError):
@@ -1392,6 +1451,14 @@ def test_split_grid_returns_the_four_quadrants_in_u1_to_u4_order() -> None:
         assert image.format == "PNG"
         assert image.size == (100, 100)
         assert image.convert("RGB").getpixel((50, 50)) == colour
+
+
+def test_split_grid_writes_the_quadrants_at_the_fast_level() -> None:
+    """Saving a finished grid is the job's last step: its quadrants are encoded at the fast level."""
+    grid = noise((200, 200))
+    parts = split_grid(encode(grid, "PNG"))
+    assert {zlib_speed(part) for part in parts} == {0}
+    assert decode(parts[3]).tobytes() == grid.crop((100, 100, 200, 200)).tobytes()
 
 
 def test_split_grid_covers_every_pixel_of_an_odd_sized_grid() -> None:

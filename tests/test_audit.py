@@ -174,6 +174,7 @@ async def test_a4_a_tool_the_upstream_lacks_is_not_listed_and_the_404_says_so(
     assert f"MJ_UPSTREAM={upstream}" in said or "not" in said.lower(), said
 
 
+@pytest.mark.slow  # two bodies of over 30 MB each
 @pytest.mark.parametrize(("upstream", "limit_mb"), [("trueai", 30), ("new-api", 32)])
 async def test_a5_a_body_over_the_upstream_s_limit_is_refused_before_sending(
     upstream: ProfileName, limit_mb: int, tmp_path: Path

@@ -1234,6 +1234,7 @@ def test_classify_and_load_fail_only_with_mj_errors_on_arbitrary_text(property_d
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_make_preview_shrinks_a_noisy_3000x2000_image_under_both_limits() -> None:
     original = encode(noise((3000, 2000)), "JPEG", quality=95)
     assert len(original) > 1_048_576
@@ -1246,6 +1247,7 @@ def test_make_preview_shrinks_a_noisy_3000x2000_image_under_both_limits() -> Non
     assert image.size[0] > image.size[1]
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_make_preview_steps_size_down_when_quality_alone_is_not_enough() -> None:
     original = encode(noise((1200, 1200)), "PNG")
     preview, _ = make_preview(original, max_bytes=60_000)
@@ -1336,6 +1338,7 @@ def test_png_for_resource_converts_other_formats_to_png() -> None:
     assert decode(converted).size == (40, 30)
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_png_for_resource_scales_a_large_image_down_to_fit() -> None:
     original = encode(noise((800, 800)), "PNG")
     fitted = png_for_resource(original, max_bytes=200_000)
@@ -1349,6 +1352,7 @@ def test_png_for_resource_keeps_transparency() -> None:
     assert decode(png_for_resource(original)).mode == "RGBA"
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_resource_blob_stays_under_the_10_mib_stdio_clients_accept_once_base64_encoded() -> None:
     """An 8 MiB blob is 10.67 MiB as base64, which stdio clients drop: the default cap is lower."""
     original = encode(noise((1800, 1800)), "PNG")  # ~9.7 MB of incompressible pixels

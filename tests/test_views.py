@@ -249,6 +249,7 @@ async def test_a_finished_imagine_through_the_server_is_small_and_names_its_file
     assert data["prompt"] == PROMPT_200 and "promptEn" not in data and "description" not in data
 
 
+@pytest.mark.slow  # 25 finished jobs, each drawn, saved and split: seconds of Pillow
 async def test_recent_tasks_of_25_is_small_and_each_line_says_when_what_and_where(make_server: Any) -> None:
     # One protocol era and no previews: the list's shape is what is measured, and 25 JPEG
     # previews in two eras made this the suite's slowest in-process test.
@@ -293,6 +294,7 @@ def photo_grid() -> bytes:
     return natural_grid(2048)
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_natural_photo_grid_previews_as_a_jpeg_of_at_most_300_kb(photo_grid: bytes) -> None:
     assert len(photo_grid) > 4_000_000  # as hard to compress as a photograph: not a flat colour
     preview, mime = make_preview(photo_grid)
@@ -302,6 +304,7 @@ def test_a_natural_photo_grid_previews_as_a_jpeg_of_at_most_300_kb(photo_grid: b
     assert len(preview) <= 300_000
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_large_photo_png_within_the_limits_becomes_a_smaller_jpeg(photo_grid: bytes) -> None:
     picture = Image.open(io.BytesIO(photo_grid)).resize((1000, 1000))
     buffer = io.BytesIO()

@@ -1,6 +1,8 @@
 """Shared fixtures: a simulated upstream on a shared fake clock, the real client, the real server.
 
-Plain helpers (no fixtures) are in tests/helpers.py.
+Plain helpers (no fixtures) are in tests/helpers.py. The project's modules (and `mcp`) are
+imported inside the fixtures: xdist's controller process loads this file too, under coverage,
+and never runs a test; importing them here cost it seconds before any worker started.
 """
 
 from __future__ import annotations
@@ -11,22 +13,21 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from mcp import Client
-from mcp.client.session import ClientSession
-from mcp.server.mcpserver import MCPServer
 
-from mj_mcp.client import MjClient
-from mj_mcp.config import Settings, load_settings
-from mj_mcp.server import Runtime, create_server
-from mj_mcp.simulator import Quirks, Simulator
-from tests.helpers import SIM_URL, FakeClock
+if TYPE_CHECKING:
+    from mcp import Client
+    from mcp.server.mcpserver import MCPServer
 
-__all__ = ["SIM_URL", "FakeClock"]  # still importable from here, for modules not yet moved to tests.helpers
+    from mj_mcp.client import MjClient
+    from mj_mcp.config import Settings
+    from mj_mcp.server import Runtime
+    from mj_mcp.simulator import Quirks, Simulator
+    from tests.helpers import FakeClock
 
 # The same examples on every run: a failure reproduces, and a run's time does not depend on luck.
 # HYPOTHESIS_PROFILE=explore draws new examples (and keeps found failures in .hypothesis/).
@@ -49,6 +50,8 @@ def _output_schemas_compiled_once_per_process() -> Iterator[None]:
     once per session; the suite opens about 1,500 sessions on the same twenty schemas, and those
     compiles were a sixth of its CPU. Here each distinct schema is compiled once per worker and
     shared: a compiled validator is immutable, and every result is still checked against it."""
+    from mcp.client.session import ClientSession
+
     original = ClientSession._output_schema_validator  # pyright: ignore[reportPrivateUsage]
     compiled: dict[str, Any] = {}
 
@@ -93,42 +96,63 @@ def _no_mj_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
+    from tests.helpers import FakeClock
+
     return FakeClock()
 
 
 @pytest.fixture
 def quirks() -> Quirks:
+    from mj_mcp.simulator import Quirks
+
     return Quirks()
 
 
 @pytest.fixture
 def sim(clock: FakeClock, quirks: Quirks) -> Simulator:
-    return Simulator(clock=clock, quirks=quirks, seed=7)
+    from mj_mcp.simulator import Simulator
+
+    # A 3 s job (the simulator's default is 8 s) still passes through every status, with fewer
+    # polls of the fake clock in between; a test about long jobs sets `sim.job_seconds` itself.
+    return Simulator(clock=clock, quirks=quirks, seed=7, job_seconds=3.0)
 
 
 @pytest.fixture
 async def mj(sim: Simulator, clock: FakeClock) -> AsyncIterator[MjClient]:
+    from mj_mcp.client import MjClient
+    from tests.helpers import SIM_URL
+
     async with MjClient(SIM_URL, None, transport=sim.transport(), sleep=clock.sleep) as client:
         yield client
 
 
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """The tests' settings, read once per worker: `load_settings` reads the environment field by
+    field (pydantic-settings), about 10 ms under coverage, and most tests need settings."""
+    from mj_mcp.config import load_settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("MJ_"):
+                patch.delenv(name)
+        return load_settings(simulator=True, output_dir="off", poll_interval=2.0, wait_timeout=600.0)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, base_settings: Settings) -> Settings:
     (tmp_path / "in").mkdir()
-    return load_settings(
-        simulator=True,
-        output_dir=str(tmp_path / "out"),
-        allowed_dirs=[tmp_path / "in"],
-        poll_interval=2.0,
-        wait_timeout=600.0,
-    )
+    # Absolute paths are what the folder settings' validators make of them, so a copy is exact.
+    return base_settings.model_copy(update={"output_dir": tmp_path / "out", "allowed_dirs": [tmp_path / "in"]})
 
 
-ServerFactory = Callable[..., MCPServer[Runtime]]
+ServerFactory = Callable[..., "MCPServer[Runtime]"]
 
 
 @pytest.fixture
 def make_server(settings: Settings, mj: MjClient, clock: FakeClock) -> ServerFactory:
+    from mj_mcp.server import create_server
+
     def make(**overrides: Any) -> MCPServer[Runtime]:
         s = settings.model_copy(update=overrides) if overrides else settings
         return create_server(s, mj, clock=clock)
@@ -136,13 +160,19 @@ def make_server(settings: Settings, mj: MjClient, clock: FakeClock) -> ServerFac
     return make
 
 
-@pytest.fixture(params=["auto", "legacy"])
+# Each in-memory session test runs on both protocol eras: "auto" negotiates the 2026 era, "legacy"
+# speaks 2025-11-25, as most clients still do. The tools behave the same on both, so the quick tier
+# runs each test once, on the 2026 wire, and the slow tier replays it on the 2025 wire (the tests of
+# what differs between the eras, such as subscriptions and MCP Tasks, run both in the quick tier).
+@pytest.fixture(params=["auto", pytest.param("legacy", marks=pytest.mark.slow)])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 async def client(make_server: ServerFactory, mode: str) -> AsyncIterator[Client]:
+    from mcp import Client
+
     async with Client(make_server(), mode=mode) as c:  # type: ignore[arg-type]
         yield c
 

@@ -49,7 +49,7 @@ from mj_mcp.models import (
 )
 from mj_mcp.querymodels import QueryRequest
 from mj_mcp.simulator import FAIL_REASON, Fault, Quirks, Simulator
-from tests.conftest import SIM_URL, FakeClock
+from tests.helpers import SIM_URL, FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -35,7 +35,7 @@ from mj_mcp.errors import (
     UpstreamUnavailableError,
 )
 from mj_mcp.models import ImagineRequest
-from tests.conftest import SIM_URL, FakeClock
+from tests.helpers import SIM_URL, FakeClock
 from tests.hostile import TASK_ID, HostileUpstream, Misbehaviour, RouteName, serve_hostile
 
 pytestmark = pytest.mark.anyio

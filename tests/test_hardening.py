@@ -167,6 +167,7 @@ def tool_arguments(tool: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(keys, JSON_VALUES | PLAUSIBLE, max_size=6)
 
 
+@pytest.mark.slow  # hypothesis over whole sessions: about a second of CPU per tool
 @pytest.mark.parametrize("tool", TOOL_NAMES)
 @hypothesis_settings(
     max_examples=6,

@@ -9,6 +9,7 @@ against `TOOLS`.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +40,16 @@ GENERIC = frozenset({"again", "another", "back", "one", "tool"})
 another tool", "use one with"."""
 
 
-def message_strings() -> Iterator[tuple[str, str]]:
+@functools.cache
+def message_strings() -> tuple[tuple[str, str], ...]:
     """(file, text) of every string constant in the package that is not a (attribute) docstring.
 
-    The simulator's strings are what an upstream says, not our advice, so it is left out."""
+    The simulator's strings are what an upstream says, not our advice, so it is left out. Read
+    once: parsing the whole package is most of these tests' time."""
+    return tuple(_message_strings())
+
+
+def _message_strings() -> Iterator[tuple[str, str]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
         if relative.startswith("simulator"):

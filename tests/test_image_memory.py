@@ -146,6 +146,7 @@ def budget(monkeypatch: pytest.MonkeyPatch) -> RecordingBudget:
     return recording
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_every_full_size_decode_holds_its_pixels(budget: RecordingBudget) -> None:
     data = encode(gradient((2000, 1000)), "PNG")
     make_preview(data)
@@ -154,6 +155,7 @@ def test_every_full_size_decode_holds_its_pixels(budget: RecordingBudget) -> Non
     assert budget.held == [2_000_000, 2_000_000, 60_000]
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_jpeg_preview_holds_only_the_pixels_of_its_reduced_decode(budget: RecordingBudget) -> None:
     make_preview(encode(gradient((4000, 4000)), "JPEG"))
     assert budget.held == [2000 * 2000]  # libjpeg decodes at 1/2 for a 1568 px preview
@@ -187,12 +189,14 @@ def old_preview(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_preview_is_the_same_picture_as_before() -> None:
     data = encode(gradient((3000, 1700)), "PNG")
     preview, mime = make_preview(data)
     assert (preview, mime) == (old_preview(data), "image/jpeg")
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_grey_preview_is_the_same_picture_as_before_in_lossless_png() -> None:
     # 256 greys at most: a flat picture, which PNG holds in fewer bytes than JPEG here.
     data = encode(gradient((3000, 1700), "L"), "PNG")
@@ -202,6 +206,7 @@ def test_a_grey_preview_is_the_same_picture_as_before_in_lossless_png() -> None:
     assert Image.open(io.BytesIO(preview)).tobytes() == old_picture(data).tobytes()
 
 
+@pytest.mark.slow  # Pillow on a picture whose size is the point: seconds of CPU
 def test_a_preview_of_a_paletted_picture_is_shrunk_after_conversion() -> None:
     data = encode(gradient((2400, 1200)).convert("P", palette=Image.Palette.ADAPTIVE), "PNG")
     preview, _ = make_preview(data)

@@ -1207,6 +1207,7 @@ def property_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # hypothesis: hundreds of examples, a second or more of CPU
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=_arbitrary)
 def test_classify_and_load_fail_only_with_mj_errors_on_arbitrary_text(property_dir: Path, value: str) -> None:

@@ -40,7 +40,7 @@ from mj_mcp.models import (
 from mj_mcp.saving import ImageSaver
 from mj_mcp.simulator import Fault, Simulator
 from mj_mcp.waiting import TaskWatcher
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,8 @@ from mj_mcp.models import ImagineRequest
 from mj_mcp.server.live import LiveTasks, task_id_of
 from mj_mcp.simulator import Simulator
 from mj_mcp.waiting import TaskWatcher
-from tests.conftest import FakeClock, ServerFactory
+from tests.conftest import ServerFactory
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -169,8 +170,9 @@ async def test_unsubscribing_the_last_subscriber_stops_following(
 
 
 async def test_a_closed_session_is_forgotten_and_the_others_still_hear(
-    live: tuple[LiveTasks, TaskWatcher, list[ServerEvent]], mj: MjClient, clock: FakeClock
+    live: tuple[LiveTasks, TaskWatcher, list[ServerEvent]], mj: MjClient, clock: FakeClock, sim: Simulator
 ) -> None:
+    sim.job_seconds = 8.0  # long enough for several changes after the broken session is dropped
     tasks, _, _ = live
     task_id = await new_task(mj)
     uri = f"mj://tasks/{task_id}"

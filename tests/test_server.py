@@ -585,7 +585,8 @@ async def test_a_refused_key_is_reported_with_what_to_check(settings: Settings, 
 # -- waiting: timeout, heartbeat, cancellation, wait=false ---------------------------------------
 
 
-async def test_a_wait_that_times_out_returns_the_running_task_not_an_error(client: Client) -> None:
+async def test_a_wait_that_times_out_returns_the_running_task_not_an_error(client: Client, sim: Simulator) -> None:
+    sim.job_seconds = 8.0  # longer than the 3 s the call waits
     result = await call(client, "imagine", {"prompt": "slow", "timeout": 3})
     assert not result.is_error, text(result)
     assert result.structured_content is not None

@@ -36,7 +36,7 @@ from mj_mcp.simulator import (
 )
 from mj_mcp.simulator.actions import MSG_MASK_SIZE
 from mj_mcp.simulator.prompts import numbered_line
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 from tests.sim_http import (
     JOB,
     NA_KEY,

@@ -17,7 +17,7 @@ from mj_mcp.client import MjClient
 from mj_mcp.endpoints import ENDPOINTS
 from mj_mcp.jsonbody import BODY_PIECE_BYTES, JsonBody
 from mj_mcp.models import BlendRequest
-from tests.conftest import SIM_URL
+from tests.helpers import SIM_URL
 
 pytestmark = pytest.mark.anyio
 
@@ -84,6 +84,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow  # hypothesis: hundreds of examples, a second or more of CPU
 @given(json_values)
 def test_any_small_json_value_is_encoded_like_json_equals(value: Any) -> None:
     body = JsonBody(value)

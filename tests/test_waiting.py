@@ -17,7 +17,7 @@ from mj_mcp.errors import AuthenticationError, ProtocolError, TaskNotFoundError
 from mj_mcp.models import ImagineRequest, Task
 from mj_mcp.simulator import Fault, Quirks, Simulator
 from mj_mcp.waiting import TaskWatcher, WaitOutcome
-from tests.conftest import SIM_URL, FakeClock
+from tests.helpers import SIM_URL, FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -29,19 +27,25 @@ if TYPE_CHECKING:
     from mj_mcp.simulator import Quirks, Simulator
     from tests.helpers import FakeClock
 
-# The same examples on every run: a failure reproduces, and a run's time does not depend on luck.
-# HYPOTHESIS_PROFILE=explore draws new examples (and keeps found failures in .hypothesis/).
-hypothesis_settings.register_profile(
-    "ci", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-hypothesis_settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-# pytest caches each test module's assertion-rewritten code only where bytecode may be written.
-# Under PYTHONDONTWRITEBYTECODE every xdist worker rewrote all test modules again (about 3.5 s of CPU
-# each, half of collection); the cache lands in tests/__pycache__ (git-ignored) and is still checked
-# against each source file, so an edited test is rewritten afresh.
+# pytest caches the assertion-rewritten code of the test modules, and of the packages of pytest
+# plugins (all of hypothesis), only where bytecode may be written. Under PYTHONDONTWRITEBYTECODE,
+# which this machine sets, every process rewrote them all again: seconds of CPU per xdist worker.
+# So this comes before hypothesis is first imported (in `pytest_configure`). The caches land in
+# __pycache__ folders (git-ignored) and are still checked against each source file.
 sys.dont_write_bytecode = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis_settings
+
+    # The same examples on every run: a failure reproduces, and a run's time does not depend on luck.
+    # HYPOTHESIS_PROFILE=explore draws new examples (and keeps found failures in .hypothesis/).
+    hypothesis_settings.register_profile(
+        "ci", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    hypothesis_settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -83,6 +83,7 @@ async def test_a_failure_downstream_of_the_route_is_a_short_json_500_and_the_rou
         assert (await http.post(receiver.path, json={"id": "1"})).status_code == 200
 
 
+@pytest.mark.slow  # waits out real timeouts on loopback sockets
 async def test_the_stdio_listener_refuses_deep_bodies_and_drops_stalled_heads(
     receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -175,6 +175,7 @@ async def test_every_request_error_becomes_an_error_of_errors_py(
 # -- row 4: deadlines ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out real timeouts on loopback sockets
 async def test_a_dripping_read_ends_at_the_http_timeout_not_per_read() -> None:
     upstream = hostile("fetch", "drip", drip_seconds=0.02)  # ~800 bytes: ~16 s whole, 0.02 s per read
     async with serve_hostile(upstream) as up, MjClient(up.base_url, KEY, timeout=0.8, read_attempts=1) as mj:
@@ -184,6 +185,7 @@ async def test_a_dripping_read_ends_at_the_http_timeout_not_per_read() -> None:
     assert time.monotonic() - started < 2.5
 
 
+@pytest.mark.slow  # waits out real timeouts on loopback sockets
 async def test_a_dripping_submit_ends_at_the_http_timeout_and_may_exist() -> None:
     upstream = hostile("submit", "drip", drip_seconds=0.02)
     async with serve_hostile(upstream) as up, MjClient(up.base_url, KEY, timeout=0.8) as mj:
@@ -192,6 +194,7 @@ async def test_a_dripping_submit_ends_at_the_http_timeout_and_may_exist() -> Non
     assert up.submits == 1
 
 
+@pytest.mark.slow  # waits out real timeouts on loopback sockets
 async def test_the_callers_deadline_caps_a_read_and_a_download_with_all_their_retries() -> None:
     fetch = hostile("fetch", "drip", drip_seconds=0.02)
     image = hostile("image", "drip", drip_seconds=0.02)
@@ -206,6 +209,7 @@ async def test_the_callers_deadline_caps_a_read_and_a_download_with_all_their_re
         assert time.monotonic() - started < 2
 
 
+@pytest.mark.slow  # waits out real timeouts on loopback sockets
 async def test_a_download_has_one_overall_deadline() -> None:
     image = hostile("image", "drip", drip_seconds=0.02)
     async with serve_hostile(image) as iu, MjClient(iu.base_url, KEY, download_timeout=0.6) as mj:

@@ -90,12 +90,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(autouse=True)
-def _no_mj_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clear_mj_environment(patch: pytest.MonkeyPatch) -> None:
     # The developer's own MJ_* variables must not leak into tests.
     for name in list(os.environ):
         if name.startswith("MJ_"):
-            monkeypatch.delenv(name)
+            patch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _no_mj_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_mj_environment(monkeypatch)
 
 
 @pytest.fixture
@@ -137,9 +141,7 @@ def base_settings() -> Settings:
     from mj_mcp.config import load_settings
 
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("MJ_"):
-                patch.delenv(name)
+        _clear_mj_environment(patch)
         return load_settings(simulator=True, output_dir="off", poll_interval=2.0, wait_timeout=600.0)
 
 

@@ -39,6 +39,7 @@ from mj_mcp.client import MjClient
 from mj_mcp.config import Settings
 from mj_mcp.server import create_server
 from mj_mcp.simulator import Simulator
+from mj_mcp.taskstore import TaskRecord, now_utc
 
 SIM_URL = "http://sim.test"
 PUBLIC = "http://mj-mcp.test"
@@ -295,3 +296,22 @@ async def callback_session(
         tg.start_soon(pump, poster(http))
         yield client, receiver
         tg.cancel_scope.cancel()
+
+
+def task_record(
+    task_id: str, owner: str = "a", *, status: Any = "working", ttl_ms: int = 1000, expires_at: float = 0.0
+) -> TaskRecord:
+    """An MCP task record of `imagine`, made now, for the task-store tests (memory and Redis)."""
+    stamp = now_utc()
+    return TaskRecord(
+        task_id=task_id,
+        owner=owner,
+        tool="imagine",
+        status=status,
+        status_message="",
+        created_at=stamp,
+        last_updated_at=stamp,
+        ttl_ms=ttl_ms,
+        poll_interval_ms=1000,
+        expires_at=expires_at,
+    )

@@ -26,9 +26,9 @@ from mcp.types import (
 
 from mj_mcp.server import MjServer
 from mj_mcp.server.tasks import CANCEL_NOTE, TASKS_EXTENSION, McpTasks, ModernTask
-from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
+from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull
 from tests.conftest import ServerFactory
-from tests.helpers import FakeClock, text
+from tests.helpers import FakeClock, task_record, text
 
 pytestmark = pytest.mark.anyio
 
@@ -230,19 +230,7 @@ async def test_a_2026_client_without_the_extension_gets_the_plain_result(make_se
 
 
 def record(task_id: str, owner: str = "a", *, expires_at: float = 100.0, status: Any = "working") -> TaskRecord:
-    stamp = now_utc()
-    return TaskRecord(
-        task_id=task_id,
-        owner=owner,
-        tool="imagine",
-        status=status,
-        status_message="",
-        created_at=stamp,
-        last_updated_at=stamp,
-        ttl_ms=1000,
-        poll_interval_ms=1000,
-        expires_at=expires_at,
-    )
+    return task_record(task_id, owner, status=status, expires_at=expires_at)
 
 
 async def test_records_expire_at_their_ttl_and_belong_to_their_owner() -> None:

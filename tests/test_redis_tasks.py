@@ -18,9 +18,9 @@ from mj_mcp.config import load_settings
 from mj_mcp.redistasks import RECORD, RedisTaskStore
 from mj_mcp.server import create_server
 from mj_mcp.server.tasks import CANCEL_NOTE, McpTasks
-from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull, now_utc
+from mj_mcp.taskstore import MemoryTaskStore, TaskRecord, TaskStoreFull
 from tests.cluster import redis_server, require_services
-from tests.helpers import FakeClock, free_port
+from tests.helpers import FakeClock, free_port, task_record
 
 pytestmark = pytest.mark.anyio
 
@@ -65,19 +65,7 @@ class Never:
 
 
 def record(task_id: str, owner: str = "a", *, status: Any = "working", ttl_ms: int = 60_000) -> TaskRecord:
-    stamp = now_utc()
-    return TaskRecord(
-        task_id=task_id,
-        owner=owner,
-        tool="imagine",
-        status=status,
-        status_message="",
-        created_at=stamp,
-        last_updated_at=stamp,
-        ttl_ms=ttl_ms,
-        poll_interval_ms=1000,
-        expires_at=0.0,
-    )
+    return task_record(task_id, owner, status=status, ttl_ms=ttl_ms)
 
 
 @asynccontextmanager
